@@ -1,0 +1,258 @@
+"""Typed configuration at the library boundary.
+
+Hydra composes plain dicts; :func:`material_from_dict` and :func:`renderer_from_dict` turn them into
+frozen dataclasses and validate every value once, raising :class:`ConfigError` with the dotted key.
+All lengths are nanometres unless a name says ``_px``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from diffrendergan.errors import ConfigError
+from diffrendergan.params.space import ParamRange
+
+SHAPE_FAMILIES = ("sphere", "faceted", "wire", "mesh")
+SIZE_LAWS = ("lognormal", "gaussian", "bimodal")
+COUNT_LAWS = ("fixed", "uniform", "poisson")
+PLACEMENTS = ("random", "poisson")
+SHADERS = ("sem", "him", "stem_haadf", "principled")
+
+
+@dataclass(frozen=True)
+class ShapeConfig:
+    """Particle shape family and its controls.
+
+    sphere: ``roughness`` (relative radial noise). faceted: ``n_facets`` random cutting planes,
+    ``rounding`` in [0, 1] (0 = sharp polyhedron, 1 = sphere), ``elongation`` (max aspect ratio),
+    ``roughness``. wire: ``aspect`` (length / diameter range max), ``bend`` (max bend angle, rad).
+    mesh: ``mesh_paths`` (.obj/.ply), scaled so the equivalent diameter equals the sampled size.
+    """
+
+    family: str = "sphere"
+    ico_level: int = 2
+    roughness: float = 0.0
+    n_facets: int = 10
+    rounding: float = 0.5
+    elongation: float = 1.3
+    aspect_min: float = 8.0
+    aspect_max: float = 30.0
+    bend: float = 0.15
+    wire_segments: int = 6
+    mesh_paths: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SizeLaw:
+    """Particle equivalent-diameter law (nm).
+
+    lognormal: ln d ~ N(ln median_nm, sigma). gaussian: N(mean_nm, std_nm).
+    bimodal: mixture of N(mean_nm, std_nm) and N(mean2_nm, std2_nm) with weight ``weight`` on the
+    second mode. Sizes are clipped to [min_nm, max_nm].
+    """
+
+    kind: str = "lognormal"
+    median_nm: float = 60.0
+    sigma: float = 0.2
+    mean_nm: float = 60.0
+    std_nm: float = 10.0
+    mean2_nm: float = 120.0
+    std2_nm: float = 15.0
+    weight: float = 0.3
+    min_nm: float = 2.0
+    max_nm: float = 1e6
+
+
+@dataclass(frozen=True)
+class CountLaw:
+    """Particles per image: fixed ``n``, uniform in [low, high], or Poisson(mean) clipped to [low, high]."""
+
+    kind: str = "uniform"
+    n: int = 20
+    low: int = 10
+    high: int = 30
+    mean: float = 20.0
+
+
+@dataclass(frozen=True)
+class PlacementConfig:
+    """Where particles go. ``poisson``: agglomerates grown by touching contact; ``random``: uniform.
+
+    ``stacked`` allows 3-D agglomerates (particles resting on others); otherwise all rest on the
+    substrate. ``overlap_tolerance`` is the allowed interpenetration as a fraction of the smaller
+    bounding radius. ``margin`` (fraction of the field) lets particles straddle the image border.
+    """
+
+    mode: str = "poisson"
+    max_agglomerates: int = 5
+    stacked: bool = False
+    overlap_tolerance: float = 0.05
+    margin: float = 0.05
+    candidates: int = 64
+    max_tries: int = 8
+
+
+@dataclass(frozen=True)
+class MaterialConfig:
+    """Everything specific to one specimen type (tio2, sio2, agnw, ...)."""
+
+    name: str
+    shader: str
+    shape: ShapeConfig
+    size: SizeLaw
+    count: CountLaw
+    placement: PlacementConfig
+    params: Mapping[str, ParamRange]
+    pixel_size_nm: float = 2.0
+    image_size: int = 256
+    detector_azimuth_deg: float = 90.0
+
+
+@dataclass(frozen=True)
+class RendererConfig:
+    """Rasterization settings. ``windowed`` rasterizes every particle in its own screen window and
+    composites by depth (cost ~ particles x window pixels x faces per particle) instead of every
+    face against every pixel. ``supersample`` renders at k x resolution and average-pools.
+    Soft settings (``blur_px``, ``faces_per_pixel``, ``sigma``, ``gamma``) apply in ``geometry_grad``
+    mode only: with fixed geometry, hard fragments give exact shading gradients.
+    """
+
+    windowed: bool = True
+    supersample: int = 1
+    cache_fragments: bool = True
+    geometry_grad: bool = False
+    blur_px: float = 1.0
+    faces_per_pixel: int = 24
+    sigma: float = 1e-4
+    gamma: float = 1e-4
+    min_instance_px: int = 8
+    min_background_fraction: float = 0.05
+
+
+def _build(cls: type, raw: Mapping[str, Any] | None, key: str) -> Any:
+    raw = dict(raw or {})
+    names = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(raw) - set(names))
+    if unknown:
+        raise ConfigError(f"{key}.{unknown[0]}", f"unknown key; expected one of {sorted(names)}")
+    kwargs = {}
+    for name, value in raw.items():
+        f = names[name]
+        default = f.default if f.default is not f.default_factory else None  # type: ignore[misc]
+        if isinstance(default, tuple):
+            value = tuple(value or ())
+        elif isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise ConfigError(f"{key}.{name}", f"expected true/false, got {value!r}")
+        elif isinstance(default, int | float) and not isinstance(default, bool):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigError(f"{key}.{name}", f"expected a number, got {value!r}")
+            value = type(default)(value) if isinstance(default, float) else value
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def _positive(key: str, value: float, allow_zero: bool = False) -> None:
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError(key, f"expected a {'non-negative' if allow_zero else 'positive'} value, got {value}")
+
+
+def validate_material(m: MaterialConfig, key: str = "material") -> MaterialConfig:
+    if m.shape.family not in SHAPE_FAMILIES:
+        raise ConfigError(f"{key}.shape.family", f"unknown shape family {m.shape.family!r}; expected one of {SHAPE_FAMILIES}")
+    if m.shape.family == "mesh" and not m.shape.mesh_paths:
+        raise ConfigError(f"{key}.shape.mesh_paths", "shape family 'mesh' needs at least one .obj/.ply path")
+    if not 0 <= m.shape.ico_level <= 4:
+        raise ConfigError(f"{key}.shape.ico_level", f"expected 0..4, got {m.shape.ico_level}")
+    if m.size.kind not in SIZE_LAWS:
+        raise ConfigError(f"{key}.size.kind", f"unknown size law {m.size.kind!r}; expected one of {SIZE_LAWS}")
+    for name in ("median_nm", "mean_nm", "mean2_nm", "min_nm", "max_nm"):
+        _positive(f"{key}.size.{name}", getattr(m.size, name))
+    for name in ("sigma", "std_nm", "std2_nm"):
+        _positive(f"{key}.size.{name}", getattr(m.size, name), allow_zero=True)
+    if not 0 <= m.size.weight <= 1:
+        raise ConfigError(f"{key}.size.weight", f"expected a fraction in [0, 1], got {m.size.weight}")
+    if m.size.min_nm > m.size.max_nm:
+        raise ConfigError(f"{key}.size.min_nm", f"min_nm ({m.size.min_nm}) > max_nm ({m.size.max_nm})")
+    if m.count.kind not in COUNT_LAWS:
+        raise ConfigError(f"{key}.count.kind", f"unknown count law {m.count.kind!r}; expected one of {COUNT_LAWS}")
+    if m.count.low < 0 or m.count.low > m.count.high:
+        raise ConfigError(f"{key}.count.low", f"expected 0 <= low <= high, got low={m.count.low}, high={m.count.high}")
+    _positive(f"{key}.count.n", m.count.n, allow_zero=True)
+    if m.placement.mode not in PLACEMENTS:
+        raise ConfigError(f"{key}.placement.mode", f"unknown placement {m.placement.mode!r}; expected one of {PLACEMENTS}")
+    if m.placement.max_agglomerates < 1:
+        raise ConfigError(f"{key}.placement.max_agglomerates", "expected >= 1")
+    _positive(f"{key}.placement.overlap_tolerance", m.placement.overlap_tolerance, allow_zero=True)
+    if m.shader not in SHADERS:
+        raise ConfigError(f"{key}.shader", f"unknown shader {m.shader!r}; expected one of {SHADERS}")
+    _positive(f"{key}.pixel_size_nm", m.pixel_size_nm)
+    if m.image_size < 16:
+        raise ConfigError(f"{key}.image_size", f"expected >= 16 px, got {m.image_size}")
+    return m
+
+
+def material_from_dict(raw: Mapping[str, Any], key: str = "material") -> MaterialConfig:
+    """Build and validate a :class:`MaterialConfig` from a composed config node."""
+    raw = dict(raw)
+    for required in ("name", "shader", "params"):
+        if required not in raw:
+            raise ConfigError(f"{key}.{required}", "missing")
+    params: dict[str, ParamRange] = {}
+    for pname, spec in dict(raw.pop("params")).items():
+        spec = dict(spec)
+        try:
+            params[pname] = ParamRange(
+                low=float(spec["low"]),
+                high=float(spec["high"]),
+                learn=bool(spec.get("learn", True)),
+                value=None if spec.get("value") is None else float(spec["value"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"{key}.params.{pname}", f"expected {{low, high[, learn, value]}}: {exc}") from exc
+        if params[pname].low > params[pname].high:
+            raise ConfigError(
+                f"{key}.params.{pname}", f"low ({params[pname].low}) must be <= high ({params[pname].high})"
+            )
+    m = MaterialConfig(
+        name=str(raw.pop("name")),
+        shader=str(raw.pop("shader")),
+        shape=_build(ShapeConfig, raw.pop("shape", None), f"{key}.shape"),
+        size=_build(SizeLaw, raw.pop("size", None), f"{key}.size"),
+        count=_build(CountLaw, raw.pop("count", None), f"{key}.count"),
+        placement=_build(PlacementConfig, raw.pop("placement", None), f"{key}.placement"),
+        params=params,
+        **{k: raw.pop(k) for k in ("pixel_size_nm", "image_size", "detector_azimuth_deg") if k in raw},
+    )
+    if raw:
+        raise ConfigError(f"{key}.{sorted(raw)[0]}", "unknown key")
+    return validate_material(m, key)
+
+
+def renderer_from_dict(raw: Mapping[str, Any] | None, key: str = "renderer") -> RendererConfig:
+    r = _build(RendererConfig, raw, key)
+    if r.supersample < 1:
+        raise ConfigError(f"{key}.supersample", f"expected >= 1, got {r.supersample}")
+    if not 1 <= r.faces_per_pixel <= 150:
+        raise ConfigError(f"{key}.faces_per_pixel", "expected 1..150 (PyTorch3D compile-time cap)")
+    _positive(f"{key}.blur_px", r.blur_px, allow_zero=True)
+    _positive(f"{key}.sigma", r.sigma)
+    if not 0 <= r.min_background_fraction < 1:
+        raise ConfigError(f"{key}.min_background_fraction", "expected a fraction in [0, 1)")
+    return r
+
+
+__all__ = [
+    "CountLaw",
+    "MaterialConfig",
+    "ParamRange",
+    "PlacementConfig",
+    "RendererConfig",
+    "ShapeConfig",
+    "SizeLaw",
+    "field",
+    "material_from_dict",
+    "renderer_from_dict",
+]

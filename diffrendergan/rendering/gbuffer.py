@@ -1,0 +1,143 @@
+"""G-buffer: every per-pixel geometric quantity a shader needs, computed once per layout.
+
+Geometry is fixed in the base method, so everything here is computed without autograd and cached;
+shaders are then cheap, differentiable functions of (G-buffer, parameters).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+
+from diffrendergan.rendering.rasterize import SurfaceMaps
+
+
+@dataclass
+class GBuffer:
+    """Per-pixel geometry, all (B, 1, H, W) except ``normal`` (B, 3, H, W) and ``instance`` (B, H, W).
+
+    instance: 0 substrate, k particle k (1-based). height: surface height (nm). normal: unit
+    normal (x right, y down, z up). edge_dist: distance (nm) to the nearest silhouette or
+    particle-particle edge (inside and outside particles). shadow: how far (nm) the surface lies
+    below the line of sight towards the side detector (0 = unshadowed). texture: zero-mean,
+    unit-std smooth substrate texture. thickness: path length through particles (nm) or None.
+    """
+
+    instance: torch.Tensor
+    particle: torch.Tensor
+    height: torch.Tensor
+    normal: torch.Tensor
+    edge_dist: torch.Tensor
+    shadow: torch.Tensor
+    texture: torch.Tensor
+    thickness: torch.Tensor | None
+    pixel_size_nm: float
+
+    def to(self, device: torch.device | str) -> GBuffer:
+        kw = {f.name: getattr(self, f.name) for f in fields(self)}
+        for k, v in kw.items():
+            if isinstance(v, torch.Tensor):
+                kw[k] = v.to(device)
+        return GBuffer(**kw)
+
+    def index(self, idx: slice | list[int] | torch.Tensor) -> GBuffer:
+        kw = {f.name: getattr(self, f.name) for f in fields(self)}
+        for k, v in kw.items():
+            if isinstance(v, torch.Tensor):
+                kw[k] = v[idx]
+        return GBuffer(**kw)
+
+    @staticmethod
+    def cat(items: list[GBuffer]) -> GBuffer:
+        kw = {}
+        for f in fields(GBuffer):
+            vals = [getattr(g, f.name) for g in items]
+            if isinstance(vals[0], torch.Tensor):
+                kw[f.name] = torch.cat(vals)
+            else:
+                kw[f.name] = vals[0]
+        return GBuffer(**kw)
+
+
+def edge_distance(instance: torch.Tensor, pixel_size_nm: float) -> torch.Tensor:
+    """Distance (nm) from every pixel to the nearest pixel where the instance id changes.
+
+    instance: (B, H, W) -> (B, 1, H, W). Edges are marked on both sides of every id change.
+    """
+    inst = instance.numpy()
+    out = np.empty(inst.shape, dtype=np.float32)
+    for b in range(inst.shape[0]):
+        a = inst[b]
+        edge = np.zeros(a.shape, dtype=bool)
+        edge[:, 1:] |= a[:, 1:] != a[:, :-1]
+        edge[:, :-1] |= a[:, 1:] != a[:, :-1]
+        edge[1:, :] |= a[1:, :] != a[:-1, :]
+        edge[:-1, :] |= a[1:, :] != a[:-1, :]
+        if edge.any():
+            out[b] = ndimage.distance_transform_edt(~edge) * pixel_size_nm
+        else:
+            out[b] = 1e4
+    return torch.from_numpy(out)[:, None]
+
+
+def detector_shadow(
+    height: torch.Tensor, pixel_size_nm: float, azimuth_deg: float, elevation_deg: float = 30.0, max_steps: int = 48
+) -> torch.Tensor:
+    """Depth (nm) by which each pixel lies below the line of sight towards a side detector.
+
+    March from each pixel towards the detector azimuth; the line of sight rises by tan(elevation)
+    per unit distance; occlusion = max(height ahead - height here - rise). height (B, H, W) ->
+    (B, 1, H, W). Cost: ``max_steps`` shifted copies of the height map.
+    """
+    h = height[:, None]
+    hmax = float(h.max()) if h.numel() else 0.0
+    if hmax <= 0:
+        return torch.zeros_like(h)
+    rise = pixel_size_nm * math.tan(math.radians(elevation_deg))
+    steps = min(max_steps, math.ceil(hmax / rise))
+    dx, dy = math.cos(math.radians(azimuth_deg)), math.sin(math.radians(azimuth_deg))
+    occl = torch.zeros_like(h)
+    big = F.pad(h, (steps, steps, steps, steps))
+    hh, ww = h.shape[-2:]
+    for t in range(1, steps + 1):
+        ox, oy = round(t * dx), round(t * dy)
+        ahead = big[..., steps + oy : steps + oy + hh, steps + ox : steps + ox + ww]
+        occl = torch.maximum(occl, ahead - h - t * rise)
+    return occl
+
+
+def substrate_texture(seeds: list[int], size: int, scales: tuple[float, float] = (1.5, 6.0)) -> torch.Tensor:
+    """Smooth, seeded substrate texture (B, 1, H, W), zero mean and unit std per image."""
+    out = []
+    for seed in seeds:
+        g = torch.Generator().manual_seed(int(seed) + 7919)
+        acc = torch.zeros(size, size)
+        for s in scales:
+            noise = torch.randn(size, size, generator=g).numpy()
+            acc += torch.from_numpy(ndimage.gaussian_filter(noise, s, mode="wrap").astype(np.float32))
+        acc = (acc - acc.mean()) / acc.std().clamp_min(1e-6)
+        out.append(acc)
+    return torch.stack(out)[:, None]
+
+
+def build_gbuffer(
+    maps: SurfaceMaps, pixel_size_nm: float, azimuth_deg: float, texture_seeds: list[int]
+) -> GBuffer:
+    """Derive the shading inputs from rasterized surface maps."""
+    size = maps.instance.shape[-1]
+    return GBuffer(
+        instance=maps.instance,
+        particle=(maps.instance > 0).float()[:, None],
+        height=maps.height[:, None],
+        normal=maps.normal,
+        edge_dist=edge_distance(maps.instance, pixel_size_nm),
+        shadow=detector_shadow(maps.height, pixel_size_nm, azimuth_deg),
+        texture=substrate_texture(texture_seeds, size),
+        thickness=None if maps.thickness is None else maps.thickness[:, None],
+        pixel_size_nm=pixel_size_nm,
+    )

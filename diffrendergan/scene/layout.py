@@ -1,0 +1,143 @@
+"""Layouts: what the generator sees (x, y, z, size per particle) and how to rebuild the meshes.
+
+A layout is cheap to store (metadata.jsonl) and fully determines the geometry: unit shapes are
+regenerated from ``shape_seed``, so masks can always be reproduced from metadata.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import torch
+
+from diffrendergan.config import MaterialConfig
+from diffrendergan.geometry.shapes import make_unit_shapes, random_rotations, vertex_normals
+from diffrendergan.scene.laws import sample_count, sample_sizes
+from diffrendergan.scene.placement import place
+
+
+@dataclass
+class Layout:
+    """One image's particles.
+
+    xyzs: (P, 4) float32 nm — centre x (right), y (down), z (height of the centre), size
+        (volume-equivalent diameter; wire diameter for wires).
+    rotation: (P, 3, 3) particle orientation. shape_index: (P,) index into the unit shapes made
+    from ``shape_seed`` (``n_shapes`` of them). ``n_requested`` counts unplaced particles too.
+    """
+
+    xyzs: torch.Tensor
+    rotation: torch.Tensor
+    shape_index: torch.Tensor
+    shape_seed: int
+    n_shapes: int
+    n_requested: int
+    seed: int
+
+    @property
+    def n(self) -> int:
+        return int(self.xyzs.shape[0])
+
+    def to_dict(self) -> dict:
+        return {
+            "seed": self.seed,
+            "shape_seed": self.shape_seed,
+            "n_shapes": self.n_shapes,
+            "n_requested": self.n_requested,
+            "xyzs_nm": [[round(float(v), 4) for v in row] for row in self.xyzs],
+            "rotation": [[round(float(v), 6) for v in r.flatten()] for r in self.rotation],
+            "shape_index": self.shape_index.tolist(),
+        }
+
+
+@dataclass
+class Particles:
+    """World-space meshes of one image's particles (nm). verts/normals: (P, V, 3); faces: (P, F, 3)."""
+
+    verts: torch.Tensor
+    faces: torch.Tensor
+    normals: torch.Tensor
+
+
+def _oriented(material: MaterialConfig, n: int, shape_seed: int, rot: torch.Tensor, sizes: torch.Tensor):
+    unit = make_unit_shapes(n, material.shape, torch.Generator().manual_seed(shape_seed))
+    rel = torch.einsum("pij,pvj->pvi", rot, unit.verts) * sizes[:, None, None]
+    return rel, unit.faces
+
+
+def sample_layout(material: MaterialConfig, seed: int) -> Layout:
+    """Draw count, sizes, shapes, orientations and positions for one image (deterministic in seed)."""
+    gen = torch.Generator().manual_seed(int(seed))
+    n = sample_count(material.count, gen)
+    sizes = sample_sizes(material.size, n, gen)
+    shape_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen))
+    flat = material.shape.family == "wire"
+    rot = random_rotations(n, gen, flat=flat)
+    rel, _ = _oriented(material, n, shape_seed, rot, sizes)
+    if n:
+        radii = sizes / 2 if flat else rel.norm(dim=-1).mean(1)
+        bottoms = -rel[..., 2].min(1).values
+    else:
+        radii = bottoms = torch.zeros(0)
+    fov = material.image_size * material.pixel_size_nm
+    pl = place(radii, bottoms, (fov, fov), material.placement, gen)
+    if pl.n_unplaced:
+        warnings.warn(
+            f"{pl.n_unplaced} of {n} particles could not be placed (seed {seed}); "
+            "lower material.count or raise material.placement.overlap_tolerance/max_tries",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    keep = pl.placed
+    xyzs = torch.cat([pl.centres[keep], sizes[keep, None]], 1).float()
+    return Layout(
+        xyzs=xyzs,
+        rotation=rot[keep],
+        shape_index=torch.arange(n)[keep],
+        shape_seed=shape_seed,
+        n_shapes=n,
+        n_requested=n,
+        seed=int(seed),
+    )
+
+
+def build_particles(layout: Layout, material: MaterialConfig, sizes: torch.Tensor | None = None) -> Particles:
+    """Rebuild world-space meshes from a layout.
+
+    ``sizes`` (P,) overrides the layout's sizes, e.g. a reparameterised tensor that carries
+    gradients (geometry-gradient mode). Particles then rest on the substrate at their new size.
+    """
+    if layout.n == 0:
+        return Particles(torch.zeros(0, 3, 3), torch.zeros(0, 1, 3, dtype=torch.long), torch.zeros(0, 3, 3))
+    unit = make_unit_shapes(layout.n_shapes, material.shape, torch.Generator().manual_seed(layout.shape_seed))
+    verts = unit.verts[layout.shape_index]
+    faces = unit.faces[layout.shape_index]
+    centres = layout.xyzs[:, :3]
+    if sizes is None:
+        sizes = layout.xyzs[:, 3]
+    else:  # keep the same contact geometry: scale about the centre, keep resting height ratio
+        centres = torch.cat([centres[:, :2], centres[:, 2:3] * sizes[:, None] / layout.xyzs[:, 3:4]], 1)
+    world = torch.einsum("pij,pvj->pvi", layout.rotation, verts) * sizes[:, None, None] + centres[:, None, :]
+    return Particles(world, faces, vertex_normals(world, faces))
+
+
+def layouts_to_tensor(
+    layouts: list[Layout], max_particles: int, fov_nm: float, size_ref_nm: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Network input: normalised (x, y, z, size) per particle, zero-padded.
+
+    Returns (B, max_particles, 4) with x, y, z divided by the field of view and size by
+    ``size_ref_nm``, and a (B, max_particles) bool mask of real particles. Extra particles beyond
+    ``max_particles`` are dropped from the *input* only (they are still rendered).
+    """
+    out = torch.zeros(len(layouts), max_particles, 4)
+    mask = torch.zeros(len(layouts), max_particles, dtype=torch.bool)
+    for b, lay in enumerate(layouts):
+        k = min(lay.n, max_particles)
+        x = lay.xyzs[:k].clone()
+        x[:, :3] /= fov_nm
+        x[:, 3] /= size_ref_nm
+        out[b, :k] = x
+        mask[b, :k] = True
+    return out, mask
