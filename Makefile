@@ -32,7 +32,7 @@ test-fast: install ## unit tests only (skips tests marked slow/ddp)
 	$(PY) -m pytest -q -m "not slow and not ddp"
 
 smoke: install ## <= 3 minute end-to-end run on the demo data
-	$(PY) -m experiments.run +material=$(MATERIAL) +experiment=smoke
+	$(PY) -m experiments.run +material=$(MATERIAL) experiment=smoke
 
 lint: install ## ruff lint + format check
 	$(PY) -m ruff check .

@@ -111,17 +111,23 @@ def detector_shadow(
     return occl
 
 
-def substrate_texture(seeds: list[int], size: int, scales: tuple[float, float] = (1.5, 6.0)) -> torch.Tensor:
-    """Smooth, seeded substrate texture (B, 1, H, W), zero mean and unit std per image."""
+def substrate_texture(seeds: list[int], size: int, ridge_scale_px: float = 5.0) -> torch.Tensor:
+    """Seeded substrate texture (B, 1, H, W), zero mean and unit std per image.
+
+    Two components, as seen on carbon/silicon supports in SE images: a smooth undulation and a
+    network of thin, curvy ridges (the zero-level lines of band-limited noise, which look like the
+    worm-like residues on real substrates).
+    """
     out = []
     for seed in seeds:
-        g = torch.Generator().manual_seed(int(seed) + 7919)
-        acc = torch.zeros(size, size)
-        for s in scales:
-            noise = torch.randn(size, size, generator=g).numpy()
-            acc += torch.from_numpy(ndimage.gaussian_filter(noise, s, mode="wrap").astype(np.float32))
-        acc = (acc - acc.mean()) / acc.std().clamp_min(1e-6)
-        out.append(acc)
+        rng = np.random.default_rng(int(seed) + 7919)
+        smooth = ndimage.gaussian_filter(rng.standard_normal((size, size)), 8.0, mode="wrap")
+        field = ndimage.gaussian_filter(rng.standard_normal((size, size)), ridge_scale_px, mode="wrap")
+        field /= field.std() + 1e-9
+        ridges = np.exp(-((field / 0.12) ** 2))
+        acc = smooth / (smooth.std() + 1e-9) * 0.5 + ridges / (ridges.std() + 1e-9)
+        acc = (acc - acc.mean()) / (acc.std() + 1e-9)
+        out.append(torch.from_numpy(acc.astype(np.float32)))
     return torch.stack(out)[:, None]
 
 

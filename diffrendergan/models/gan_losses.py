@@ -1,0 +1,49 @@
+"""Adversarial losses on discriminator logits: LSGAN (paper), hinge, non-saturating."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from diffrendergan.errors import ConfigError
+
+
+def lsgan_d(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    return 0.5 * (F.mse_loss(real, torch.ones_like(real)) + F.mse_loss(fake, torch.zeros_like(fake)))
+
+
+def lsgan_g(fake: torch.Tensor) -> torch.Tensor:
+    return F.mse_loss(fake, torch.ones_like(fake))
+
+
+def hinge_d(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
+
+
+def hinge_g(fake: torch.Tensor) -> torch.Tensor:
+    return -fake.mean()
+
+
+def ns_d(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    return F.softplus(-real).mean() + F.softplus(fake).mean()
+
+
+def ns_g(fake: torch.Tensor) -> torch.Tensor:
+    return F.softplus(-fake).mean()
+
+
+GAN_LOSSES: dict[str, tuple[Callable[..., torch.Tensor], Callable[..., torch.Tensor]]] = {
+    "lsgan": (lsgan_d, lsgan_g),
+    "hinge": (hinge_d, hinge_g),
+    "ns": (ns_d, ns_g),
+}
+
+
+def get_losses(name: str):
+    """-> (d_loss(real_logits, fake_logits), g_loss(fake_logits))."""
+    try:
+        return GAN_LOSSES[name]
+    except KeyError:
+        raise ConfigError("model.loss", f"unknown GAN loss {name!r}; expected one of {sorted(GAN_LOSSES)}") from None

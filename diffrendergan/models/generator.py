@@ -1,0 +1,86 @@
+"""Generator = layout sampler + parameter network + renderer.
+
+``G(phi) = noise(render(param_net(phi)))``: a sampled particle layout phi is encoded as
+(x, y, z, size) per particle, the network predicts one unit parameter vector per image, the
+ParamSpace maps it into the configured physical ranges, and the renderer draws the image. Only the
+network learns; geometry, and therefore the masks, are exact.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+from torch import nn
+
+from diffrendergan.config import MaterialConfig, RendererConfig
+from diffrendergan.errors import ConfigError
+from diffrendergan.models.param_net import PARAM_NETS
+from diffrendergan.rendering.renderer import MicroscopyRenderer, RenderOutput
+from diffrendergan.scene.laws import size_law_moments
+from diffrendergan.scene.layout import Layout, layouts_to_tensor, sample_layout
+
+
+def default_max_particles(material: MaterialConfig) -> int:
+    c = material.count
+    return int(c.n if c.kind == "fixed" else c.high)
+
+
+class Generator(nn.Module):
+    """forward(layouts) -> RenderOutput with image (B, 1, H, W) and physical params {name: (B,)}."""
+
+    def __init__(
+        self,
+        material: MaterialConfig,
+        renderer: RendererConfig,
+        net: str = "mlp",
+        max_particles: int | None = None,
+        hidden: int = 128,
+        layers: int = 4,
+        dropout: float = 0.2,
+        layout_cache: int = 4096,
+    ):
+        super().__init__()
+        if net not in PARAM_NETS:
+            raise ConfigError("model.param_net", f"unknown parameter network {net!r}; expected one of {sorted(PARAM_NETS)}")
+        self.material = material
+        self.renderer = MicroscopyRenderer(material, renderer)
+        self.max_particles = max_particles or default_max_particles(material)
+        self.net = PARAM_NETS[net](self.max_particles, self.renderer.space.dim, hidden, layers, dropout)
+        self.fov_nm = material.image_size * material.pixel_size_nm
+        self.size_ref_nm = size_law_moments(material.size)["mean_size_nm"]
+        self._layouts: OrderedDict[int, Layout] = OrderedDict()
+        self._layout_cache = layout_cache
+
+    @property
+    def space(self):
+        return self.renderer.space
+
+    def layouts(self, seeds: list[int]) -> list[Layout]:
+        """Layouts for seeds (deterministic; memoised so that a fixed pool is sampled once)."""
+        out = []
+        for s in seeds:
+            lay = self._layouts.get(s)
+            if lay is None:
+                lay = sample_layout(self.material, s)
+                self._layouts[s] = lay
+                if len(self._layouts) > self._layout_cache:
+                    self._layouts.popitem(last=False)
+            out.append(lay)
+        return out
+
+    def encode(self, layouts: list[Layout]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Network input (B, max_particles, 4) and mask (B, max_particles) on the module's device."""
+        x, m = layouts_to_tensor(layouts, self.max_particles, self.fov_nm, self.size_ref_nm)
+        dev = self.net.head.weight.device
+        return x.to(dev), m.to(dev)
+
+    def unit_params(self, layouts: list[Layout]) -> torch.Tensor:
+        """(B, K) unit parameters predicted for each layout."""
+        return self.net(*self.encode(layouts))
+
+    def forward(
+        self, layouts: list[Layout], generator: torch.Generator | None = None, noise: bool = True
+    ) -> RenderOutput:
+        gb = self.renderer.gbuffer(layouts)
+        return self.renderer.shade(gb, self.unit_params(layouts), generator, noise=noise)

@@ -1,0 +1,269 @@
+"""The main job: real patches -> GAN training -> synthetic export -> segmentation evaluation.
+
+Library code behind ``python -m experiments.run``; it takes the composed config (plain
+``DictConfig``) and the output folder, and returns the summary it wrote to ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from diffrendergan.config import MaterialConfig
+from diffrendergan.data.datasets import RealPatchDataModule
+from diffrendergan.data.demo import ensure_demo
+from diffrendergan.data.patches import prepare_patches
+from diffrendergan.errors import ConfigError, DataError
+from diffrendergan.scene.laws import size_law_moments
+from diffrendergan.training.callbacks import AtomicCheckpointIO, ImageGridCallback, ParamHistogramCallback
+from diffrendergan.training.gan_module import GANModule
+from diffrendergan.utils.io import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RealData:
+    patch_dir: Path
+    labeled_dir: Path | None
+    demo_truth: dict | None
+
+
+def _cache_key(*parts: Any) -> str:
+    return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def prepare_real_data(data: DictConfig, material: MaterialConfig, cache_dir: Path) -> RealData:
+    """Resolve the GAN's real patches: prepared patches as given, raw micrographs patched into the
+    cache, or the simulated demo set when ``data.real_dir`` is null."""
+    target = data.target_pixel_size_nm or material.pixel_size_nm
+    size, stride = int(data.patch_size), int(data.stride)
+    if size != material.image_size:
+        raise ConfigError("data.patch_size", f"must equal material.image_size ({material.image_size}), got {size}")
+    if data.real_dir is None:
+        demo = ensure_demo(material, cache_dir, n_unlabeled=int(data.demo_images))
+        raw, pixel, truth, labeled = demo.unlabeled_dir, material.pixel_size_nm, demo.truth, demo.labeled_dir
+    else:
+        raw = Path(str(data.real_dir)).expanduser()
+        if not raw.is_dir():
+            raise ConfigError("data.real_dir", f"not a folder: {raw}")
+        if (raw / "manifest.jsonl").exists():
+            labeled = Path(str(data.labeled_dir)) if data.labeled_dir else None
+            return RealData(raw, labeled, None)
+        pixel, truth = data.pixel_size_nm, None
+        labeled = Path(str(data.labeled_dir)).expanduser() if data.labeled_dir else None
+    key = _cache_key(str(raw.resolve()), size, stride, pixel, target, data.crop_bottom_px, data.page)
+    out = cache_dir / "patches" / f"{material.name}-{key}"
+    if not (out / "manifest.jsonl").exists():
+        prepare_patches(
+            raw,
+            out,
+            size=size,
+            stride=stride,
+            pixel_size_nm=pixel,
+            target_pixel_size_nm=target if pixel else None,
+            crop_bottom_px=data.crop_bottom_px,
+            page=data.page,
+            strict=bool(data.strict),
+        )
+    return RealData(out, labeled, truth)
+
+
+def build_loggers(cfg: DictConfig, out_dir: Path, name: str) -> list:
+    from pytorch_lightning.loggers import CSVLogger, WandbLogger
+
+    backend = cfg.logger.backend
+    if backend == "none":
+        return []
+    loggers: list = [CSVLogger(str(out_dir), name="csv", version="")]
+    if backend == "wandb":
+        if os.environ.get("WANDB_MODE") is None and cfg.logger.offline:
+            os.environ["WANDB_MODE"] = "offline"
+        os.environ.setdefault("WANDB_SILENT", "true")
+        loggers.append(
+            WandbLogger(
+                save_dir=str(out_dir),
+                project=cfg.logger.project,
+                name=name,
+                offline=bool(cfg.logger.offline),
+                config=OmegaConf.to_container(cfg, resolve=True),
+            )
+        )
+    elif backend != "csv":
+        raise ConfigError("logger.backend", f"expected wandb, csv or none, got {backend!r}")
+    return loggers
+
+
+def build_trainer(cfg: DictConfig, out_dir: Path, callbacks: list, loggers: list) -> pl.Trainer:
+    t = OmegaConf.to_container(cfg.trainer, resolve=True)
+    assert isinstance(t, dict)
+    return pl.Trainer(
+        default_root_dir=str(out_dir),
+        callbacks=callbacks,
+        logger=loggers or False,
+        plugins=[AtomicCheckpointIO()],
+        **t,
+    )
+
+
+def gan_module_from_cfg(cfg: DictConfig, material_raw: dict, n_train: int) -> GANModule:
+    m = cfg.model
+    pool = int(m.layout_pool)
+    if pool < 0:
+        pool = max(n_train, 1)
+    return GANModule(
+        material=material_raw,
+        renderer=OmegaConf.to_container(cfg.renderer, resolve=True),  # type: ignore[arg-type]
+        param_net=m.param_net,
+        hidden=int(m.hidden),
+        layers=int(m.layers),
+        dropout=float(m.dropout),
+        max_particles=m.max_particles,
+        loss=m.loss,
+        lr_g=float(m.lr_g),
+        lr_d=float(m.lr_d),
+        betas=tuple(m.betas),
+        d_base_filters=int(m.d_base_filters),
+        d_layers=int(m.d_layers),
+        layout_pool=pool,
+        n_eval=int(m.n_eval),
+        seed=int(cfg.seed),
+    )
+
+
+def _param_stats(module: GANModule) -> dict[str, dict[str, float]]:
+    _, params = module.render_eval()
+    return {k: {"mean": float(v.mean()), "std": float(v.std()) if v.numel() > 1 else 0.0} for k, v in params.items()}
+
+
+def train_gan(cfg: DictConfig, material: MaterialConfig, out_dir: Path) -> dict:
+    """Run the whole main job; returns (and writes) the summary."""
+    t0 = time.time()
+    pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    cache_dir = Path(str(cfg.paths.cache_dir)).expanduser()
+    real = prepare_real_data(cfg.data, material, cache_dir)
+    dm = RealPatchDataModule(
+        real.patch_dir,
+        batch_size=int(cfg.data.batch_size),
+        num_workers=int(cfg.data.num_workers),
+        augment=bool(cfg.data.augment),
+        brightness_contrast=float(cfg.data.brightness_contrast),
+        val_fraction=float(cfg.data.val_fraction),
+        seed=int(cfg.seed),
+    )
+    dm.setup("fit")
+    assert dm.train_set is not None
+    if dm.val_set is None:
+        raise ConfigError("data.val_fraction", "no validation patches: raise data.val_fraction or add data")
+    material_raw = OmegaConf.to_container(cfg.material, resolve=True)
+    module = gan_module_from_cfg(cfg, material_raw, len(dm.train_set))  # type: ignore[arg-type]
+
+    ckpt_dir = out_dir / "checkpoints"
+    checkpoint = pl.callbacks.ModelCheckpoint(
+        dirpath=str(ckpt_dir),
+        filename="epoch{epoch:03d}-swd{val/swd:.1f}",
+        auto_insert_metric_name=False,
+        monitor="val/swd",
+        mode="min",
+        save_last=True,
+        save_top_k=1,
+    )
+    callbacks = [checkpoint, ImageGridCallback(out_dir / "grids"), ParamHistogramCallback(out_dir / "histograms")]
+    loggers = build_loggers(cfg, out_dir, f"{material.name}-{out_dir.name}")
+    trainer = build_trainer(cfg, out_dir, callbacks, loggers)
+
+    last = ckpt_dir / "last.ckpt"
+    resume = bool(cfg.resume) and last.exists()
+    if bool(cfg.resume) and not last.exists():
+        log.warning("resume=true but %s does not exist: starting from scratch", last)
+    start_file = out_dir / "realism_start.json"
+    if resume and start_file.exists():
+        realism_start = json.loads(start_file.read_text())
+    else:
+        trainer.validate(module, datamodule=dm, verbose=False)
+        realism_start = dict(module.last_realism)
+        if trainer.is_global_zero:
+            atomic_write_json(start_file, realism_start)
+    trainer.fit(module, datamodule=dm, ckpt_path=str(last) if resume else None)
+    if not trainer.is_global_zero:
+        return {}
+
+    best = checkpoint.best_model_path or str(last)
+    best_module = GANModule.load_from_checkpoint(best, map_location="cpu") if Path(best).exists() else module
+    best_module.eval()
+    summary: dict[str, Any] = {
+        "material": material.name,
+        "steps": int(trainer.global_step // 2),
+        "epochs": int(trainer.current_epoch),
+        "realism": {
+            "metric": "swd",
+            "start": realism_start.get("val/swd"),
+            "end": module.last_realism.get("val/swd"),
+            "best": float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else None,
+            "hist_w1_start": realism_start.get("val/hist_w1"),
+            "hist_w1_end": module.last_realism.get("val/hist_w1"),
+        },
+        "parameters": _param_stats(best_module),
+        "checkpoint": best,
+        "output_dir": str(out_dir),
+        "real_patches": str(real.patch_dir),
+        "n_real_patches": {"train": len(dm.train_set), "val": len(dm.val_set)},
+    }
+    if real.demo_truth is not None:
+        summary["demo_truth"] = {
+            "params": real.demo_truth["params"],
+            "size_moments_nm": size_law_moments(material.size),
+        }
+    summary.update(export_and_evaluate(cfg, best_module, real, out_dir))
+    summary["wall_time_s"] = round(time.time() - t0, 1)
+    atomic_write_json(out_dir / "summary.json", summary)
+    return summary
+
+
+def export_and_evaluate(cfg: DictConfig, module: GANModule, real: RealData, out_dir: Path) -> dict:
+    """Export a synthetic annotated set with the best generator; evaluate segmentation on the
+    labeled real (or demo) data when there is any."""
+    out: dict[str, Any] = {}
+    if not cfg.export.enabled:
+        return out
+    from diffrendergan.export.writer import export_dataset
+
+    export_dir = out_dir / "synthetic"
+    res = export_dataset(
+        module.generator, export_dir, int(cfg.export.n_images), seed=int(cfg.seed), batch_size=int(cfg.export.batch_size)
+    )
+    out["export"] = {"dir": str(export_dir), **{k: v for k, v in res.items() if k != "out_dir"}}
+    if not cfg.evaluate.enabled or real.labeled_dir is None:
+        return out
+    if not (real.labeled_dir / "images").is_dir():
+        raise DataError(real.labeled_dir, "expected images/ and masks/ subfolders")
+    from diffrendergan.tasks.segment import run_segmentation
+
+    seg_dir = out_dir / "segmentation"
+    metrics = run_segmentation(
+        train_dir=export_dir,
+        test_dir=real.labeled_dir,
+        out_dir=seg_dir,
+        encoder=cfg.evaluate.encoder,
+        max_epochs=int(cfg.evaluate.max_epochs),
+        batch_size=int(cfg.evaluate.batch_size),
+        limit_train_batches=cfg.evaluate.limit_train_batches,
+        pixel_size_nm=module.generator.material.pixel_size_nm,
+        seed=int(cfg.seed),
+        accelerator="gpu" if torch.cuda.is_available() and cfg.trainer.accelerator in ("gpu", "auto") else "cpu",
+    )
+    out["evaluation"] = {
+        "metrics": str(seg_dir / "metrics.json"),
+        **{k: metrics.get(k) for k in ("dsc", "ap50", "pq", "miou")},
+    }
+    return out

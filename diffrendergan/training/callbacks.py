@@ -1,0 +1,125 @@
+"""Side effects of GAN training, kept out of the LightningModule: image grids, parameter
+histograms, atomic checkpoint files. All run on global rank 0 only."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytorch_lightning as pl  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+from pytorch_lightning.plugins.io import TorchCheckpointIO  # noqa: E402
+
+from diffrendergan.utils.io import atomic_write  # noqa: E402
+
+MASK_COLOURS = np.array([[0, 0, 0], [40, 200, 90], [255, 60, 60]], dtype=np.float32)
+
+
+def mask_overlay(image: np.ndarray, classes: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+    """RGB uint8 (H, W, 3): grey image with particle (green) and boundary (red) classes tinted."""
+    grey = np.repeat(np.clip(image, 0, 1)[..., None] * 255.0, 3, -1)
+    tint = MASK_COLOURS[classes]
+    a = np.where(classes[..., None] > 0, alpha, 0.0)
+    return (grey * (1 - a) + tint * a).astype(np.uint8)
+
+
+def image_grid(real: np.ndarray, fake: np.ndarray, classes: np.ndarray, pad: int = 4) -> np.ndarray:
+    """Rows: real | synthetic | synthetic with mask overlay. real/fake (N, H, W), classes (N, H, W)."""
+    n = min(len(real), len(fake))
+    h, w = fake.shape[-2:]
+    canvas = np.full((3 * h + 2 * pad, n * w + (n - 1) * pad, 3), 255, dtype=np.uint8)
+    for i in range(n):
+        x = i * (w + pad)
+        r = real[i, :h, :w]
+        canvas[:h, x : x + w] = np.repeat(np.clip(r, 0, 1)[..., None] * 255, 3, -1).astype(np.uint8)
+        canvas[h + pad : 2 * h + pad, x : x + w] = np.repeat(np.clip(fake[i], 0, 1)[..., None] * 255, 3, -1).astype(np.uint8)
+        canvas[2 * (h + pad) :, x : x + w] = mask_overlay(fake[i], classes[i])
+    return canvas
+
+
+def _epoch_name(trainer: pl.Trainer) -> str:
+    """``initial.png`` for the validation before training, else ``epoch_XXX.png``."""
+    if trainer.state.fn == "validate":
+        return "initial.png"
+    return f"epoch_{trainer.current_epoch:03d}.png"
+
+
+def save_png(path: Path, array: np.ndarray) -> None:
+    atomic_write(path, lambda p: Image.fromarray(array).save(p, format="PNG"))
+
+
+class ImageGridCallback(pl.Callback):
+    """After each validation: ``grids/epoch_XXX.png`` (real | synthetic | mask overlay)."""
+
+    def __init__(self, out_dir: str | Path, n: int = 6):
+        self.out_dir = Path(out_dir)
+        self.n = n
+
+    @pl.utilities.rank_zero_only
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: Any) -> None:
+        if trainer.sanity_checking or not pl_module._val_real:
+            return
+        real = torch.cat(pl_module._val_real)[: self.n, 0].numpy()
+        fake, _ = pl_module.render_eval()
+        seeds = pl_module.eval_seeds()[: self.n]
+        classes, _ = pl_module.generator.renderer.masks(pl_module.generator.layouts(seeds))
+        grid = image_grid(real, fake[: self.n, 0].numpy(), classes.numpy())
+        save_png(self.out_dir / _epoch_name(trainer), grid)
+        for logger in trainer.loggers:
+            if hasattr(logger, "log_image"):
+                logger.log_image(key="samples", images=[grid], step=trainer.global_step)
+
+
+class ParamHistogramCallback(pl.Callback):
+    """After each validation: ``histograms/epoch_XXX.png`` of the learned parameter distributions
+    over the evaluation layouts (the paper logs these to see what the generator settled on)."""
+
+    def __init__(self, out_dir: str | Path):
+        self.out_dir = Path(out_dir)
+
+    @pl.utilities.rank_zero_only
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: Any) -> None:
+        if trainer.sanity_checking:
+            return
+        _, params = pl_module.render_eval()
+        space = pl_module.generator.space
+        names = space.learned
+        if not names:
+            return
+        cols = 4
+        rows = (len(names) + cols - 1) // cols
+        fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 2.2 * rows), squeeze=False)
+        for ax, name in zip(axes.flat, names):
+            r = space.ranges[name]
+            ax.hist(params[name].numpy(), bins=12, range=(r.low, r.high), color="#4477aa")
+            ax.set_title(name, fontsize=8)
+            ax.tick_params(labelsize=6)
+        for ax in list(axes.flat)[len(names) :]:
+            ax.axis("off")
+        fig.suptitle(f"learned parameters, epoch {trainer.current_epoch}", fontsize=9)
+        fig.tight_layout()
+        atomic_write(self.out_dir / _epoch_name(trainer), lambda p: fig.savefig(p, dpi=80, format="png"))
+        plt.close(fig)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints are written to a temporary name and renamed, so a run killed while saving
+    never leaves a truncated ``.ckpt`` (Lightning writes in place)."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        try:
+            torch.save(checkpoint, tmp)
+            os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()

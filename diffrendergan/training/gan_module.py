@@ -1,0 +1,146 @@
+"""The adversarial training loop as a LightningModule (manual optimisation).
+
+Per batch (the paper's order): render once from freshly drawn or pooled layouts, G step on the
+render, then D step on the same render detached — one render per batch, since rendering is the
+expensive part on CPU. Per validation epoch: a weight-free realism metric (sliced Wasserstein
+distance on Laplacian pyramids) between the held-out real patches and renders of a fixed set of
+evaluation layouts with fixed noise, so values are comparable across epochs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+
+from diffrendergan.config import material_from_dict, renderer_from_dict
+from diffrendergan.metrics.realism import histogram_distance, swd
+from diffrendergan.models.discriminator import PatchDiscriminator
+from diffrendergan.models.gan_losses import get_losses
+from diffrendergan.models.generator import Generator
+
+EVAL_SEED_BASE = 1_000_000_007  # evaluation layouts never collide with training seeds
+
+
+class GANModule(pl.LightningModule):
+    """DiffRenderGAN training. All arguments are plain values so checkpoints rebuild the module.
+
+    Args:
+        material, renderer: config dicts (see :mod:`diffrendergan.config`).
+        param_net: "mlp" (paper) or "deepsets". hidden/layers/dropout: its size.
+        loss: "lsgan" (paper), "hinge" or "ns". lr_g, lr_d, betas: Adam (paper: 2e-4, 1e-4, (.5, .999)).
+        layout_pool: size of the fixed layout pool (0 = fresh layouts every step).
+        n_eval: evaluation renders per validation epoch. seed: base of all layout seeds.
+    """
+
+    def __init__(
+        self,
+        material: dict[str, Any],
+        renderer: dict[str, Any] | None = None,
+        param_net: str = "mlp",
+        hidden: int = 128,
+        layers: int = 4,
+        dropout: float = 0.2,
+        max_particles: int | None = None,
+        loss: str = "lsgan",
+        lr_g: float = 2e-4,
+        lr_d: float = 1e-4,
+        betas: tuple[float, float] = (0.5, 0.999),
+        d_base_filters: int = 64,
+        d_layers: int = 3,
+        layout_pool: int = 64,
+        n_eval: int = 16,
+        seed: int = 0,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        mat = material_from_dict(material)
+        rnd = renderer_from_dict(renderer)
+        self.generator = Generator(mat, rnd, param_net, max_particles, hidden, layers, dropout)
+        self.discriminator = PatchDiscriminator(1, d_base_filters, d_layers)
+        self.d_loss_fn, self.g_loss_fn = get_losses(loss)
+        self._val_real: list[torch.Tensor] = []
+        self.last_realism: dict[str, float] = {}
+
+    # ----------------------------------------------------------------- layouts
+    def _train_seeds(self, batch_size: int) -> list[int]:
+        """Per-rank seeds: a fixed pool (paper) or fresh layouts, never shared across ranks."""
+        hp = self.hparams
+        rank, world = self.global_rank, max(self.trainer.world_size if self._trainer else 1, 1)
+        step = self.global_step // 2  # two optimizer steps per batch
+        g = torch.Generator().manual_seed(hp.seed * 7919 + step * world + rank)
+        if hp.layout_pool > 0:
+            return [hp.seed * 100_003 + int(i) for i in torch.randint(hp.layout_pool, (batch_size,), generator=g)]
+        return [hp.seed * 100_003 + hp.layout_pool + (step * world + rank) * batch_size + i for i in range(batch_size)]
+
+    def eval_seeds(self) -> list[int]:
+        return [EVAL_SEED_BASE + self.hparams.seed * 1000 + i for i in range(self.hparams.n_eval)]
+
+    # ---------------------------------------------------------------- training
+    def configure_optimizers(self):
+        hp = self.hparams
+        opt_g = torch.optim.Adam(self.generator.parameters(), lr=hp.lr_g, betas=tuple(hp.betas))
+        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=hp.lr_d, betas=tuple(hp.betas))
+        return opt_g, opt_d
+
+    def training_step(self, batch: torch.Tensor, batch_idx: int) -> None:
+        opt_g, opt_d = self.optimizers()
+        real = batch
+        layouts = self.generator.layouts(self._train_seeds(real.shape[0]))
+        fake = self.generator(layouts).image
+
+        with self.toggled_optimizer(opt_g):
+            loss_g = self.g_loss_fn(self.discriminator(fake))
+            opt_g.zero_grad()
+            self.manual_backward(loss_g)
+            opt_g.step()
+
+        with self.toggled_optimizer(opt_d):
+            d_real = self.discriminator(real)
+            d_fake = self.discriminator(fake.detach())
+            loss_d = self.d_loss_fn(d_real, d_fake)
+            opt_d.zero_grad()
+            self.manual_backward(loss_d)
+            opt_d.step()
+
+        # StyleGAN-ADA's overfitting signal r_t = E[sign D(real)] (centred for LSGAN targets 0/1).
+        centre = 0.5 if self.hparams.loss == "lsgan" else 0.0
+        r_t = torch.sign(d_real.detach() - centre).mean()
+        self.log_dict(
+            {"train/loss_g": loss_g.detach(), "train/loss_d": loss_d.detach(), "train/r_t": r_t},
+            prog_bar=True,
+            on_step=True,
+            on_epoch=True,
+            batch_size=real.shape[0],
+        )
+
+    # -------------------------------------------------------------- validation
+    def on_validation_epoch_start(self) -> None:
+        self._val_real = []
+
+    def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
+        self._val_real.append(batch.detach().cpu())
+
+    @torch.no_grad()
+    def render_eval(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Renders of the fixed evaluation layouts with fixed noise (eval mode: no dropout)."""
+        was_training = self.generator.training
+        self.generator.eval()
+        gen = torch.Generator(device=self.device).manual_seed(12345)
+        out = self.generator(self.generator.layouts(self.eval_seeds()), generator=gen)
+        self.generator.train(was_training)
+        return out.image.cpu(), {k: v.cpu() for k, v in out.params.items()}
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val_real:
+            return
+        real = torch.cat(self._val_real)
+        fake, params = self.render_eval()
+        metrics = {"val/swd": float(swd(real, fake, seed=0)["mean"]), "val/hist_w1": histogram_distance(real, fake)}
+        self.last_realism = metrics
+        self.log_dict(metrics, prog_bar=True, sync_dist=True)
+        for name, v in params.items():
+            self.log(f"params/{name}_mean", v.mean(), sync_dist=True)
+            self.log(f"params/{name}_std", v.std() if v.numel() > 1 else torch.zeros(()), sync_dist=True)

@@ -1,0 +1,52 @@
+"""Shared plumbing for the Hydra entry points: config checks, one-line errors, where outputs are."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from diffrendergan.config import MaterialConfig, material_from_dict
+from diffrendergan.errors import ConfigError, DataError
+
+MATERIALS_DIR = Path(__file__).resolve().parents[1] / "configs" / "material"
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+
+def available_materials() -> list[str]:
+    return sorted(p.stem for p in MATERIALS_DIR.glob("*.yaml"))
+
+
+def require_material(cfg: DictConfig) -> MaterialConfig:
+    """The composed material, validated; a missing one is a one-line error with the fix."""
+    if "material" not in cfg or cfg.material is None:
+        raise ConfigError("material", f"no material selected: add +material=<{'|'.join(available_materials())}>")
+    return material_from_dict(OmegaConf.to_container(cfg.material, resolve=True))  # type: ignore[arg-type]
+
+
+def output_dir() -> Path:
+    from hydra.core.hydra_config import HydraConfig
+
+    return Path(HydraConfig.get().runtime.output_dir)
+
+
+def one_line_errors(fn: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
+    """Turn configuration and data errors into one clear line on stderr and exit status 2."""
+
+    @functools.wraps(fn)
+    def wrapper(cfg: DictConfig) -> Any:
+        try:
+            return fn(cfg)
+        except (ConfigError, DataError) as exc:
+            logging.getLogger(__name__).debug("failed", exc_info=True)
+            print(f"error: {exc}", file=sys.stderr)
+            sys.exit(2)
+
+    return wrapper

@@ -1,0 +1,172 @@
+"""Scene sampling: size/count laws, agglomerate placement, layouts and their network encoding."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+
+import pytest
+import torch
+
+from diffrendergan.config import CountLaw, MaterialConfig, PlacementConfig, SizeLaw
+from diffrendergan.scene.laws import sample_count, sample_sizes, size_law_moments
+from diffrendergan.scene.layout import build_particles, layouts_to_tensor, sample_layout
+from diffrendergan.scene.placement import place
+
+SIZE_LAWS = [
+    SizeLaw(kind="lognormal", median_nm=60.0, sigma=0.25),
+    SizeLaw(kind="gaussian", mean_nm=80.0, std_nm=12.0),
+    SizeLaw(kind="bimodal", mean_nm=50.0, std_nm=6.0, mean2_nm=120.0, std2_nm=15.0, weight=0.3),
+]
+
+
+def _gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.mark.parametrize("law", SIZE_LAWS, ids=lambda law: law.kind)
+def test_sample_sizes_match_moments(law: SizeLaw) -> None:
+    d = sample_sizes(law, 20000, _gen(1)).double()
+    moments = size_law_moments(law)
+    assert d.mean().item() == pytest.approx(moments["mean_size_nm"], rel=0.03)
+    assert d.std().item() == pytest.approx(moments["std_size_nm"], rel=0.03)
+    assert (d >= law.min_nm).all() and (d <= law.max_nm).all()
+
+
+def test_sample_sizes_are_clipped() -> None:
+    law = SizeLaw(kind="gaussian", mean_nm=20.0, std_nm=20.0, min_nm=10.0, max_nm=30.0)
+    d = sample_sizes(law, 5000, _gen(2))
+    assert d.min().item() == 10.0 and d.max().item() == 30.0
+
+
+def test_sample_count_ranges() -> None:
+    g = _gen(3)
+    assert {sample_count(CountLaw(kind="fixed", n=7), g) for _ in range(20)} == {7}
+    uniform = [sample_count(CountLaw(kind="uniform", low=3, high=6), g) for _ in range(300)]
+    assert set(uniform) == {3, 4, 5, 6}  # inclusive on both ends
+    law = CountLaw(kind="poisson", mean=12.0, low=8, high=15)
+    poisson = torch.tensor([sample_count(law, g) for _ in range(500)], dtype=torch.float32)
+    assert poisson.min() >= 8 and poisson.max() <= 15
+    assert poisson.min() == 8 and poisson.max() == 15  # clipping is hit from both sides
+    assert 10.5 < poisson.mean().item() < 13.0
+
+
+def _pairwise(centres: torch.Tensor, radii: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    dist = torch.cdist(centres.double(), centres.double())
+    contact = (radii[:, None] + radii[None, :]).double()
+    eye = torch.eye(len(radii), dtype=torch.bool)
+    return dist.masked_fill(eye, float("inf")), contact
+
+
+@pytest.mark.parametrize("max_agglomerates", [1, 3])
+def test_poisson_2d_no_overlap_and_touching(max_agglomerates: int) -> None:
+    g = _gen(4)
+    p, tol = 25, 0.05
+    radii = 8.0 + 8.0 * torch.rand(p, generator=g)
+    bottoms = radii.clone()  # spheres resting on the substrate
+    cfg = PlacementConfig(
+        mode="poisson", max_agglomerates=max_agglomerates, overlap_tolerance=tol, margin=0.0
+    )
+    pl = place(radii, bottoms, (600.0, 600.0), cfg, g)
+    assert pl.placed.all()
+    assert torch.allclose(pl.centres[:, 2], bottoms)  # 2-D: everything rests on the substrate
+    dist, contact = _pairwise(pl.centres, radii)
+    assert (dist >= contact * (1 - tol) - 1e-4).all()
+    touching = (dist <= contact * (1 + 1e-3)).any(1)
+    # Only agglomerate seeds may be isolated (a seed that got no neighbour).
+    assert int((~touching).sum()) <= max_agglomerates
+    if max_agglomerates == 1:
+        assert touching.all()
+
+
+def test_stacked_placement_rests_above_substrate() -> None:
+    g = _gen(5)
+    p, tol = 40, 0.05
+    radii = 10.0 + 4.0 * torch.rand(p, generator=g)
+    cfg = PlacementConfig(mode="poisson", max_agglomerates=1, stacked=True, overlap_tolerance=tol)
+    pl = place(radii, radii.clone(), (300.0, 300.0), cfg, g)
+    c = pl.centres[pl.placed]
+    r = radii[pl.placed]
+    assert pl.placed.sum() >= p - 2
+    assert (c[:, 2] >= r - 1e-4).all()
+    dist, contact = _pairwise(c, r)
+    assert (dist >= contact * (1 - tol) - 1e-4).all()
+
+
+def test_random_placement_in_field_with_margin() -> None:
+    g = _gen(6)
+    radii = torch.full((30,), 3.0)
+    cfg = PlacementConfig(mode="random", margin=0.1, overlap_tolerance=0.0)
+    pl = place(radii, radii.clone(), (200.0, 100.0), cfg, g)
+    assert pl.placed.all()
+    x, y = pl.centres[:, 0], pl.centres[:, 1]
+    assert (x >= -20).all() and (x <= 220).all() and (y >= -10).all() and (y <= 110).all()
+    dist, contact = _pairwise(pl.centres, radii)
+    assert (dist >= contact - 1e-4).all()
+
+
+def test_impossible_request_warns_and_drops(make_material: Callable[..., MaterialConfig]) -> None:
+    m = make_material(
+        image_size=16,
+        size={"median_nm": 40.0, "sigma": 0.0},
+        count={"kind": "fixed", "n": 30},
+        placement={
+            "mode": "random",
+            "overlap_tolerance": 0.0,
+            "margin": 0.0,
+            "max_tries": 2,
+            "candidates": 8,
+        },
+    )
+    with pytest.warns(RuntimeWarning, match="could not be placed"):
+        layout = sample_layout(m, seed=11)
+    assert layout.n_requested == 30
+    assert 1 <= layout.n < layout.n_requested
+    assert layout.xyzs.shape == (layout.n, 4)
+    assert layout.rotation.shape == (layout.n, 3, 3)
+    assert layout.shape_index.shape == (layout.n,)
+
+
+def test_sample_layout_determinism(make_material: Callable[..., MaterialConfig]) -> None:
+    m = make_material(count={"kind": "uniform", "low": 4, "high": 9})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a feasible request places everything silently
+        a, b, c = sample_layout(m, 5), sample_layout(m, 5), sample_layout(m, 6)
+    assert torch.equal(a.xyzs, b.xyzs) and torch.equal(a.rotation, b.rotation)
+    assert a.shape_seed == b.shape_seed and a.to_dict() == b.to_dict()
+    assert a.xyzs.shape != c.xyzs.shape or not torch.equal(a.xyzs, c.xyzs)
+    assert not torch.equal(a.rotation[:1], c.rotation[:1])
+    # The layout fully determines the geometry.
+    pa, pb = build_particles(a, m), build_particles(b, m)
+    assert torch.equal(pa.verts, pb.verts) and torch.equal(pa.faces, pb.faces)
+
+
+def test_layout_rests_particles_on_substrate(make_material: Callable[..., MaterialConfig]) -> None:
+    m = make_material(count={"kind": "fixed", "n": 6}, placement={"stacked": False})
+    layout = sample_layout(m, 3)
+    parts = build_particles(layout, m)
+    lowest = parts.verts[..., 2].min(1).values
+    assert torch.allclose(lowest, torch.zeros_like(lowest), atol=1e-3)
+    # Sizes are volume-equivalent diameters: the mesh volume matches pi d^3 / 6.
+    from diffrendergan.geometry.shapes import mesh_volume
+
+    vol = mesh_volume(parts.verts, parts.faces)
+    d = layout.xyzs[:, 3]
+    assert torch.allclose(vol, torch.pi * d**3 / 6, rtol=1e-3)
+
+
+def test_layouts_to_tensor(make_material: Callable[..., MaterialConfig]) -> None:
+    m = make_material(count={"kind": "uniform", "low": 2, "high": 9})
+    layouts = [sample_layout(m, s) for s in range(4)]
+    ns = [lay.n for lay in layouts]
+    max_p, fov, ref = 6, 64.0, 10.0
+    x, mask = layouts_to_tensor(layouts, max_particles=max_p, fov_nm=fov, size_ref_nm=ref)
+    assert x.shape == (4, max_p, 4) and mask.shape == (4, max_p) and mask.dtype == torch.bool
+    assert mask.sum(1).tolist() == [min(n, max_p) for n in ns]
+    assert max(ns) > max_p  # truncation is exercised
+    for b, lay in enumerate(layouts):
+        k = min(lay.n, max_p)
+        assert torch.allclose(x[b, :k, :3], lay.xyzs[:k, :3] / fov)
+        assert torch.allclose(x[b, :k, 3], lay.xyzs[:k, 3] / ref)
+        assert (x[b, k:] == 0).all()
+        assert mask[b, :k].all() and not mask[b, k:].any()
