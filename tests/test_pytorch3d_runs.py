@@ -6,7 +6,7 @@ import torch
 
 
 def _square(x0: float, y0: float, side: float, z: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
-    """Axis-aligned square (two triangles) in NDC with corners (x0, y0) and (x0 + side, y0 + side)."""
+    """Axis-aligned square (two triangles) in NDC, lower corner (x0, y0), side length ``side``."""
     verts = torch.tensor(
         [[x0, y0, z], [x0 + side, y0, z], [x0 + side, y0 + side, z], [x0, y0 + side, z]]
     )
@@ -39,7 +39,7 @@ def test_rasterized_square_covers_analytic_area() -> None:
     # square's shared diagonal would pass through 16 pixel centres that neither triangle claims.
     verts, faces = _square(-0.25 + 0.25 * px, -0.25 + 0.125 * px, 0.5)
     meshes = Meshes(verts=[verts], faces=[faces])
-    p2f, zbuf, bary, dists = rasterize_meshes(
+    p2f, zbuf, bary, _ = rasterize_meshes(
         meshes, image_size=size, blur_radius=0.0, faces_per_pixel=1, bin_size=0
     )
     hit = p2f[0, ..., 0] >= 0

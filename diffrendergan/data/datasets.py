@@ -32,8 +32,11 @@ def _dihedral() -> list[A.BasicTransform]:
             A.Transpose(p=0.5)]  # fmt: skip
 
 
-def real_augmentations(brightness_contrast: float = 0.0) -> A.Compose:
-    """The paper's flips/rot90/transpose, plus brightness/contrast jitter of +-value if > 0."""
+def real_augmentations(brightness_contrast: float = 0.0, seed: int | None = None) -> A.Compose:
+    """The paper's flips/rot90/transpose, plus brightness/contrast jitter of +-value if > 0.
+
+    albumentations keeps its own RNG (not touched by ``seed_everything``): pass ``seed`` for
+    reproducible runs."""
     if brightness_contrast < 0:
         raise ConfigError("data.brightness_contrast", f"must be >= 0, got {brightness_contrast}")
     ops = _dihedral()
@@ -43,7 +46,7 @@ def real_augmentations(brightness_contrast: float = 0.0) -> A.Compose:
                 brightness_limit=brightness_contrast, contrast_limit=brightness_contrast, p=0.5
             )
         )
-    return A.Compose(ops)
+    return A.Compose(ops, seed=seed)
 
 
 def _seed_worker_transform(_: int) -> None:
@@ -160,7 +163,7 @@ class RealPatchDataModule(pl.LightningDataModule):
                 self.patch_dir, f"no real patches ({exc}); run `python -m experiments.prepare`"
             ) from exc
         train_idx, val_idx = split_indices(len(files), self.val_fraction, self.seed)
-        transform = real_augmentations(self.brightness_contrast) if self.augment else None
+        transform = real_augmentations(self.brightness_contrast, seed=self.seed) if self.augment else None
         self.train_set = RealPatchDataset([files[i] for i in train_idx], transform)
         self.val_set = RealPatchDataset([files[i] for i in val_idx]) if val_idx else None
 

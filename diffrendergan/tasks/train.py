@@ -25,7 +25,12 @@ from diffrendergan.data.demo import ensure_demo
 from diffrendergan.data.patches import prepare_patches
 from diffrendergan.errors import ConfigError, DataError
 from diffrendergan.scene.laws import size_law_moments
-from diffrendergan.training.callbacks import AtomicCheckpointIO, ImageGridCallback, ParamHistogramCallback
+from diffrendergan.training.callbacks import (
+    AtomicCheckpointIO,
+    DDPConsistencyCallback,
+    ImageGridCallback,
+    ParamHistogramCallback,
+)
 from diffrendergan.training.gan_module import GANModule
 from diffrendergan.utils.io import atomic_write_json
 
@@ -51,7 +56,7 @@ def prepare_real_data(data: DictConfig, material: MaterialConfig, cache_dir: Pat
     if size != material.image_size:
         raise ConfigError("data.patch_size", f"must equal material.image_size ({material.image_size}), got {size}")
     if data.real_dir is None:
-        demo = ensure_demo(material, cache_dir, n_unlabeled=int(data.demo_images))
+        demo = ensure_demo(material, cache_dir, n_unlabeled=int(data.demo_images), size=2 * material.image_size)
         raw, pixel, truth, labeled = demo.unlabeled_dir, material.pixel_size_nm, demo.truth, demo.labeled_dir
     else:
         raw = Path(str(data.real_dir)).expanduser()
@@ -178,7 +183,12 @@ def train_gan(cfg: DictConfig, material: MaterialConfig, out_dir: Path) -> dict:
         save_last=True,
         save_top_k=1,
     )
-    callbacks = [checkpoint, ImageGridCallback(out_dir / "grids"), ParamHistogramCallback(out_dir / "histograms")]
+    callbacks = [
+        checkpoint,
+        ImageGridCallback(out_dir / "grids"),
+        ParamHistogramCallback(out_dir / "histograms"),
+        DDPConsistencyCallback(out_dir),
+    ]
     loggers = build_loggers(cfg, out_dir, f"{material.name}-{out_dir.name}")
     trainer = build_trainer(cfg, out_dir, callbacks, loggers)
 

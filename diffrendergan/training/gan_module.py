@@ -66,14 +66,19 @@ class GANModule(pl.LightningModule):
 
     # ----------------------------------------------------------------- layouts
     def _train_seeds(self, batch_size: int) -> list[int]:
-        """Per-rank seeds: a fixed pool (paper) or fresh layouts, never shared across ranks."""
+        """Layout seeds for this rank's next batch (two optimizer steps per batch)."""
+        world = max(self.trainer.world_size, 1) if self._trainer is not None else 1
+        return self._train_seeds_for(self.global_rank, world, self.global_step // 2, batch_size)
+
+    def _train_seeds_for(self, rank: int, world: int, step: int, batch_size: int) -> list[int]:
+        """A fixed pool (paper) sampled with a rank-specific stream, or fresh layouts that no two
+        ranks or steps share."""
         hp = self.hparams
-        rank, world = self.global_rank, max(self.trainer.world_size if self._trainer else 1, 1)
-        step = self.global_step // 2  # two optimizer steps per batch
-        g = torch.Generator().manual_seed(hp.seed * 7919 + step * world + rank)
+        base = hp.seed * 100_003
         if hp.layout_pool > 0:
-            return [hp.seed * 100_003 + int(i) for i in torch.randint(hp.layout_pool, (batch_size,), generator=g)]
-        return [hp.seed * 100_003 + hp.layout_pool + (step * world + rank) * batch_size + i for i in range(batch_size)]
+            g = torch.Generator().manual_seed(hp.seed * 7919 + step * world + rank)
+            return [base + int(i) for i in torch.randint(hp.layout_pool, (batch_size,), generator=g)]
+        return [base + 10_000_000 + (step * world + rank) * batch_size + i for i in range(batch_size)]
 
     def eval_seeds(self) -> list[int]:
         return [EVAL_SEED_BASE + self.hparams.seed * 1000 + i for i in range(self.hparams.n_eval)]
@@ -138,9 +143,12 @@ class GANModule(pl.LightningModule):
             return
         real = torch.cat(self._val_real)
         fake, params = self.render_eval()
-        metrics = {"val/swd": float(swd(real, fake, seed=0)["mean"]), "val/hist_w1": histogram_distance(real, fake)}
+        local = torch.tensor([swd(real, fake, seed=0)["mean"], histogram_distance(real, fake)], device=self.device)
+        if self.trainer.world_size > 1:  # every rank holds a shard of the real patches: average
+            local = self.all_gather(local).reshape(-1, 2).mean(0)
+        metrics = {"val/swd": float(local[0]), "val/hist_w1": float(local[1])}
         self.last_realism = metrics
-        self.log_dict(metrics, prog_bar=True, sync_dist=True)
+        self.log_dict(metrics, prog_bar=True)
         for name, v in params.items():
             self.log(f"params/{name}_mean", v.mean(), sync_dist=True)
             self.log(f"params/{name}_std", v.std() if v.numel() > 1 else torch.zeros(()), sync_dist=True)

@@ -89,6 +89,7 @@ def test_stacked_placement_rests_above_substrate() -> None:
     r = radii[pl.placed]
     assert pl.placed.sum() >= p - 2
     assert (c[:, 2] >= r - 1e-4).all()
+    assert (c[:, 2] > r + 1.0).any()  # some particles really rest on others
     dist, contact = _pairwise(c, r)
     assert (dist >= contact * (1 - tol) - 1e-4).all()
 

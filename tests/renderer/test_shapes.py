@@ -163,13 +163,13 @@ def test_user_meshes_of_different_sizes_are_padded(tmp_path: Path) -> None:
 def test_unreadable_mesh_file_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "garbage_particle.obj"
     path.write_text("v 1 2\nf 1 2 banana\n")
-    with pytest.raises(DataError, match="garbage_particle.obj"):
+    with pytest.raises(DataError, match=r"garbage_particle\.obj"):
         user_meshes(1, ShapeConfig(family="mesh", mesh_paths=(str(path),)), _gen())
 
 
 def test_missing_mesh_file_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "does_not_exist.ply"
-    with pytest.raises(DataError, match="does_not_exist.ply"):
+    with pytest.raises(DataError, match=r"does_not_exist\.ply"):
         user_meshes(1, ShapeConfig(family="mesh", mesh_paths=(str(path),)), _gen())
 
 

@@ -1,0 +1,33 @@
+"""Shared test setup: offline, quiet, deterministic; paths to the optional real data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("WANDB_MODE", "disabled")
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+os.environ.setdefault("HYDRA_FULL_ERROR", "0")
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data" / "ruehle2021_tio2_sem"
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def real_tio2() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real TiO2 data not present at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One demo/patch cache for the whole session (demo sets are deterministic)."""
+    return tmp_path_factory.mktemp("drg-cache")

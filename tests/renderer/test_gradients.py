@@ -1,0 +1,220 @@
+"""Gradients: float64 gradcheck of shaders, optics, noise and the parameter map; geometry mode."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import fields
+
+import pytest
+import torch
+from torch.autograd import gradcheck
+
+from diffrendergan.config import MaterialConfig, RendererConfig
+from diffrendergan.noise.detector import add_noise, optics
+from diffrendergan.rendering.gbuffer import GBuffer, build_gbuffer
+from diffrendergan.rendering.rasterize import rasterize_windowed
+from diffrendergan.rendering.renderer import MicroscopyRenderer, param_space_for
+from diffrendergan.rendering.soft import soft_coverage
+from diffrendergan.scene.layout import Layout, build_particles
+from diffrendergan.shading import SHADERS
+
+SIZE = 12
+
+
+@pytest.fixture
+def gbuffer64(make_material, make_layout) -> GBuffer:
+    """A real two-image 12 x 12 G-buffer (spheres, with thickness), float tensors in float64."""
+    m = make_material(image_size=16)
+    layouts = [
+        make_layout([[4.3, 5.2, 3.0, 6.0], [8.6, 7.4, 2.5, 5.0]], seed=1),
+        make_layout([[6.1, 6.3, 4.0, 8.0]], seed=2),
+    ]
+    maps = rasterize_windowed(
+        [build_particles(lay, m) for lay in layouts], SIZE, 1.0, thickness=True
+    )
+    gb = build_gbuffer(maps, 1.0, azimuth_deg=60.0, texture_seeds=[1, 2])
+    kw = {}
+    for f in fields(GBuffer):
+        v = getattr(gb, f.name)
+        kw[f.name] = v.double() if isinstance(v, torch.Tensor) and v.is_floating_point() else v
+    out = GBuffer(**kw)
+    assert out.particle.sum() > 10 and (out.particle == 0).sum() > 10  # both regions present
+    assert out.shadow.max() > 0 and out.thickness.max() > 0
+    return out
+
+
+def _midpoints(ranges, batch: int = 2) -> torch.Tensor:
+    """(B, K) float64 parameter values between 30 % and 70 % of each range (away from clamps)."""
+    g = torch.Generator().manual_seed(0)
+    lo = torch.tensor([r[0] for r in ranges.values()], dtype=torch.float64)
+    hi = torch.tensor([r[1] for r in ranges.values()], dtype=torch.float64)
+    u = 0.3 + 0.4 * torch.rand(batch, len(ranges), generator=g, dtype=torch.float64)
+    return lo + (hi - lo) * u
+
+
+@pytest.mark.parametrize("name", sorted(SHADERS))
+def test_shader_gradcheck(name: str, gbuffer64: GBuffer) -> None:
+    shader = SHADERS[name]
+    names = list(shader.ranges)
+    theta = _midpoints(shader.ranges).requires_grad_(True)
+
+    def fn(t: torch.Tensor) -> torch.Tensor:
+        return shader(gbuffer64, {n: t[:, i] for i, n in enumerate(names)})
+
+    out = fn(theta)
+    assert out.shape == (2, 1, SIZE, SIZE) and out.dtype == torch.float64
+    assert gradcheck(fn, (theta,), eps=1e-6, atol=1e-6, rtol=1e-4)
+    # Every parameter actually influences the image.
+    out.sum().backward()
+    assert (theta.grad.abs().sum(0) > 0).all(), dict(zip(names, theta.grad.abs().sum(0).tolist()))
+
+
+def test_optics_gradcheck() -> None:
+    g = torch.Generator().manual_seed(1)
+    signal = torch.rand(2, 1, SIZE, SIZE, generator=g, dtype=torch.float64).requires_grad_(True)
+    blur = torch.tensor([0.7, 1.3], dtype=torch.float64, requires_grad=True)
+    gain = torch.tensor([0.9, 1.1], dtype=torch.float64, requires_grad=True)
+    offset = torch.tensor([0.02, -0.01], dtype=torch.float64, requires_grad=True)
+
+    def fn(x, b, k, o):
+        return optics(x, {"blur_px": b, "gain": k, "offset": o})
+
+    # Fast mode (random projections of the Jacobian): the full Jacobian of the grouped
+    # convolutions costs one backward pass per output pixel, seconds on two CPU cores.
+    assert gradcheck(
+        fn, (signal, blur, gain, offset), eps=1e-6, atol=1e-6, rtol=1e-4, fast_mode=True
+    )
+    # The blur width alone, against a central difference of the summed squared output.
+    b = blur.detach().clone().requires_grad_(True)
+    (fn(signal.detach(), b, gain, offset) ** 2).sum().backward()
+    h = 1e-5
+    for i in range(2):
+        db = torch.zeros(2, dtype=torch.float64)
+        db[i] = h
+        up = (fn(signal.detach(), blur.detach() + db, gain, offset) ** 2).sum()
+        down = (fn(signal.detach(), blur.detach() - db, gain, offset) ** 2).sum()
+        assert b.grad[i].item() == pytest.approx(((up - down) / (2 * h)).item(), rel=1e-5)
+    # Blur preserves the mean of a constant image (normalised kernel, reflect padding).
+    flat = torch.full((2, 1, SIZE, SIZE), 0.4, dtype=torch.float64)
+    out = fn(flat, blur, torch.ones(2, dtype=torch.float64), torch.zeros(2, dtype=torch.float64))
+    assert torch.allclose(out, flat)
+
+
+def test_add_noise_gradcheck() -> None:
+    g = torch.Generator().manual_seed(2)
+    x = (0.3 + 0.4 * torch.rand(2, 1, SIZE, SIZE, generator=g, dtype=torch.float64)).requires_grad_(
+        True
+    )
+    shot = torch.tensor([0.02, 0.04], dtype=torch.float64, requires_grad=True)
+    read = torch.tensor([0.01, 0.02], dtype=torch.float64, requires_grad=True)
+    gen = torch.Generator()
+
+    def fn(x_, s, r):
+        gen.manual_seed(123)  # the same noise draw on every evaluation
+        return add_noise(x_, {"shot_noise": s, "read_noise": r}, gen)
+
+    y = fn(x, shot, read)
+    assert ((y > 0) & (y < 1)).all()  # no clamping, so the map is smooth
+    assert not torch.equal(y, x)  # noise was added
+    assert gradcheck(fn, (x, shot, read), eps=1e-6, atol=1e-6, rtol=1e-4)
+
+
+def test_param_space_to_physical_gradcheck(shipped_material) -> None:
+    space = param_space_for(shipped_material("tio2", image_size=64))
+    u = torch.rand(3, space.dim, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    u.requires_grad_(True)
+
+    def fn(t: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        phys = space.to_physical(t)
+        return tuple(phys[n] for n in space.learned)
+
+    assert gradcheck(fn, (u,), eps=1e-6, atol=1e-6, rtol=1e-4)
+    phys = space.to_physical(u.detach())
+    for i, n in enumerate(space.learned):
+        r = space.ranges[n]
+        expected = r.low + (r.high - r.low) * u.detach()[:, i]
+        assert torch.allclose(phys[n], expected, atol=1e-6)
+    assert torch.allclose(
+        space.to_unit({k: v.float() for k, v in phys.items()}).double(), u, atol=1e-5
+    )
+
+
+def test_renderer_shade_gradcheck(make_material, make_layout) -> None:
+    """End to end from unit parameters through shader, optics and noise, in float64."""
+    m = make_material(image_size=16)
+    r = MicroscopyRenderer(m, RendererConfig())
+    gb = r.gbuffer([make_layout([[5.3, 6.2, 3.0, 6.0], [10.6, 9.4, 2.5, 5.0]])])
+    assert 0 < gb.particle.mean() < 1
+    # Lowish unit values keep (almost) every pixel off the [0, 1] clamp.
+    u = 0.25 + 0.1 * torch.rand(
+        1, r.space.dim, generator=torch.Generator().manual_seed(4), dtype=torch.float64
+    )
+    u.requires_grad_(True)
+    gen = torch.Generator()
+
+    def fn(t: torch.Tensor) -> torch.Tensor:
+        gen.manual_seed(5)
+        return r.shade(gb, t, gen).image
+
+    img = fn(u)
+    assert img.dtype == torch.float64
+    assert ((img > 0) & (img < 1)).float().mean() > 0.95
+    assert gradcheck(fn, (u,), eps=1e-6, atol=1e-5, rtol=1e-3, fast_mode=True)
+
+
+# --- geometry-gradient mode ----------------------------------------------------------------------
+
+
+def _sphere_material(make_material: Callable[..., MaterialConfig], size: int) -> MaterialConfig:
+    return make_material(shape={"family": "sphere", "ico_level": 2}, image_size=size)
+
+
+def test_soft_coverage_size_gradient_matches_finite_difference(make_material, make_layout) -> None:
+    m = _sphere_material(make_material, 48)
+    d0 = 20.0
+    layout: Layout = make_layout([[24.3, 23.6, d0 / 2, d0]])
+
+    def coverage(d: torch.Tensor) -> torch.Tensor:
+        parts = build_particles(layout, m, sizes=d)
+        return soft_coverage([parts], 48, 1.0, blur_px=1.0, faces_per_pixel=24)
+
+    d = torch.tensor([d0], requires_grad=True)
+    cov = coverage(d)
+    assert cov.shape == (1, 1, 48, 48)
+    assert cov.min() >= 0 and cov.max() <= 1
+    cov.sum().backward()
+    h = 0.05
+    with torch.no_grad():
+        fd = (coverage(torch.tensor([d0 + h])).sum() - coverage(torch.tensor([d0 - h])).sum()) / (
+            2 * h
+        )
+    assert d.grad.item() > 0
+    assert d.grad.item() == pytest.approx(fd.item(), rel=0.03)
+
+
+def test_soft_coverage_size_gradient_matches_disc_area(make_material, make_layout) -> None:
+    """d(sum of coverage)/dd ~ d(pi d^2 / 4)/dd = pi d / 2 per particle.
+
+    One sphere's pixel-sampled gradient depends strongly on where its silhouette falls between
+    pixel centres (the soft edge is narrower than a pixel), so the estimate averages 16 identical
+    spheres whose centres are stratified over a 4 x 4 grid of sub-pixel offsets."""
+    size, k, d0 = 128, 4, 24.0
+    m = _sphere_material(make_material, size)
+    cell = size / k
+    ij = torch.stack(torch.meshgrid(torch.arange(k), torch.arange(k), indexing="ij"), -1)
+    ij = ij.reshape(-1, 2).float()
+    xy = ij * cell + cell / 2 + (ij + 0.5) / k
+    n = xy.shape[0]
+    layout = make_layout(
+        torch.cat([xy, torch.full((n, 1), d0 / 2), torch.full((n, 1), d0)], 1).tolist()
+    )
+    d = torch.tensor(d0, requires_grad=True)
+    cov = soft_coverage(
+        [build_particles(layout, m, sizes=d.expand(n))], size, 1.0, blur_px=0.5, faces_per_pixel=24
+    )
+    cov.sum().backward()
+    per_particle = d.grad.item() / n
+    assert per_particle == pytest.approx(math.pi * d0 / 2, rel=0.05)
+    # The summed coverage itself is close to the discs' area (soft edges add a thin rim).
+    assert cov.sum().item() / n == pytest.approx(math.pi * d0**2 / 4, rel=0.08)

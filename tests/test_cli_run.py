@@ -1,0 +1,114 @@
+"""The main job through its command line, as users run it (subprocesses, offline)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = [
+    "+material=sio2",
+    "experiment=smoke",
+    "material.image_size=128",
+    "data.patch_size=128",
+    "data.stride=128",
+    "logger=csv",
+]
+
+
+def run_cli(args: list[str], timeout: int = 300, module: str = "experiments.run") -> subprocess.CompletedProcess:
+    env = {**os.environ, "WANDB_MODE": "disabled", "NO_ALBUMENTATIONS_UPDATE": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_smoke_run_writes_summary(tmp_path: Path, cache_dir: Path) -> None:
+    out = tmp_path / "run"
+    res = run_cli([*SMALL, f"hydra.run.dir={out}", f"paths.cache_dir={cache_dir}"])
+    assert res.returncode == 0, res.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    for key in ("material", "steps", "realism", "parameters", "wall_time_s", "checkpoint"):
+        assert key in summary
+    assert summary["material"] == "sio2"
+    assert summary["steps"] == 8  # 2 epochs x 4 batches
+    assert summary["realism"]["metric"] == "swd" and summary["realism"]["start"] > 0
+    assert Path(summary["checkpoint"]).exists()
+    assert (out / "checkpoints" / "last.ckpt").exists()
+    assert (out / "csv" / "metrics.csv").exists()
+    assert (out / "grids" / "initial.png").exists() and (out / "grids" / "epoch_001.png").exists()
+    assert (out / "histograms" / "epoch_001.png").exists()
+    assert not list(out.rglob(".*.tmp*")), "temporary files left behind"
+    assert "outputs" in res.stdout and str(out) in res.stdout
+
+
+def test_missing_material_is_one_clear_line(tmp_path: Path) -> None:
+    res = run_cli([f"hydra.run.dir={tmp_path}"], timeout=120)
+    assert res.returncode == 2
+    lines = [ln for ln in res.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and "+material=" in lines[0]
+
+
+def test_bad_range_names_the_key(tmp_path: Path) -> None:
+    res = run_cli(
+        ["+material=sio2", "material.params.particle_yield.low=0.9", "material.params.particle_yield.high=0.1", f"hydra.run.dir={tmp_path}"],
+        timeout=120,
+    )
+    assert res.returncode == 2
+    assert "material.params.particle_yield" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_missing_data_dir_names_the_key(tmp_path: Path) -> None:
+    res = run_cli(["+material=sio2", f"data.real_dir={tmp_path / 'nope'}", f"hydra.run.dir={tmp_path}"], timeout=120)
+    assert res.returncode == 2
+    assert "data.real_dir" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_resume_continues_from_last_checkpoint(tmp_path: Path, cache_dir: Path) -> None:
+    out = tmp_path / "run"
+    common = [*SMALL, f"hydra.run.dir={out}", f"paths.cache_dir={cache_dir}", "export.enabled=false"]
+    first = run_cli([*common, "trainer.max_epochs=1"])
+    assert first.returncode == 0, first.stderr[-3000:]
+    start = json.loads((out / "summary.json").read_text())["realism"]["start"]
+    second = run_cli([*common, "trainer.max_epochs=2", "resume=true"])
+    assert second.returncode == 0, second.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 8 and summary["epochs"] == 2
+    assert summary["realism"]["start"] == start  # the start value survives the restart
+
+
+@pytest.mark.ddp
+def test_ddp_two_cpu_processes(tmp_path: Path, cache_dir: Path) -> None:
+    out = tmp_path / "ddp"
+    res = run_cli([*SMALL, "trainer=ddp_cpu", f"hydra.run.dir={out}", f"paths.cache_dir={cache_dir}", "export.enabled=false"])
+    assert res.returncode == 0, res.stderr[-3000:]
+    check = json.loads((out / "ddp_consistency.json").read_text())
+    assert check["world_size"] == 2 and check["identical"] is True
+    assert json.loads((out / "summary.json").read_text())["steps"] == 8
+
+
+@pytest.mark.slow
+def test_sigterm_mid_epoch_then_resume(tmp_path: Path, cache_dir: Path) -> None:
+    out = tmp_path / "run"
+    args = [*SMALL, f"hydra.run.dir={out}", f"paths.cache_dir={cache_dir}", "export.enabled=false", "trainer.max_epochs=6"]
+    env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "experiments.run", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.time() + 240
+    while not (out / "checkpoints" / "last.ckpt").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)  # now inside a later epoch
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    assert not (out / "summary.json").exists()
+    assert not list(out.rglob(".*.tmp*"))
+    res = run_cli([*args, "resume=true"])
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert json.loads((out / "summary.json").read_text())["epochs"] == 6
