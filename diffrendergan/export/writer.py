@@ -168,8 +168,9 @@ def render_batch(
     """Render layouts in one batched shading pass, with per-image noise and parameter streams.
 
     ``MicroscopyRenderer.shade`` draws noise for the whole batch from one generator, which would
-    tie each image to its batch neighbours; here shading and optics run batched and only the noise
-    (and, for the baseline, the uniform parameters) are drawn per image from its layout seed.
+    tie each image to its batch neighbours; here shading and optics run batched, the noise (and,
+    for the baseline, the uniform parameters) are drawn per image from its layout seed, and the
+    parameter network runs per image (its batched matmul would round differently per batch size).
 
     Returns image (B, H, W) float in [0, 1] and physical params {name: (B,)}.
     """
@@ -182,8 +183,8 @@ def render_batch(
                 for lay in layouts
             ]
         ).to(dev)
-    else:
-        unit = g.unit_params(layouts)
+    else:  # one row at a time: a batched matmul's rounding would depend on the batch size
+        unit = torch.cat([g.unit_params([lay]) for lay in layouts])
     params = r.space.to_physical(unit)
     signal = r.shader(r.gbuffer(layouts).to(dev), params)
     x = optics(signal, params, r.cfg.supersample)  # (B, 1, H, W)

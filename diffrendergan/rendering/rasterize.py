@@ -46,10 +46,15 @@ class SurfaceMaps:
     thickness: torch.Tensor | None = None
 
 
+_EDGE_JITTER_PX = (1.37e-3, 0.91e-3)
+
+
 def _to_ndc(verts: torch.Tensor, r0: torch.Tensor, c0: torch.Tensor, size: int, px: float, z0: float, flip_z: bool):
     """nm -> NDC of a square window of ``size`` px whose top-left pixel is (r0, c0). verts (N, V, 3)."""
-    col = verts[..., 0] / px - c0[:, None]
-    row = verts[..., 1] / px - r0[:, None]
+    # A tiny fixed sub-pixel offset: PyTorch3D assigns a pixel centre lying exactly on an edge
+    # shared by two faces to neither, which would punch holes through axis-aligned layouts.
+    col = verts[..., 0] / px - c0[:, None] + _EDGE_JITTER_PX[0]
+    row = verts[..., 1] / px - r0[:, None] + _EDGE_JITTER_PX[1]
     z = verts[..., 2]
     depth = (z + z0) if flip_z else (z0 - z)
     return torch.stack([1.0 - 2.0 * col / size, 1.0 - 2.0 * row / size, depth], -1)

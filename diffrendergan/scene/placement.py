@@ -3,7 +3,7 @@
 ``poisson`` follows the paper: a few agglomerate seeds are dropped at random; every further particle
 is attached to a random member of its agglomerate, touching it, at the first free spot among
 ``candidates`` directions on the contact circle (2-D, resting on the substrate) or contact sphere
-(``stacked``, 3-D; the lowest free spot wins, like settling). No pair interpenetrates by more than
+(``stacked``, 3-D: resting beside the anchor or supported on top of it, never in mid-air). No pair interpenetrates by more than
 ``overlap_tolerance`` of the sum of their contact radii. Particles that find no spot are reported.
 """
 
@@ -92,7 +92,7 @@ def place(
             ok = _free(cand, float(radii[i]), centres[placed], radii[placed], tol)
             if ok.any():
                 good = cand[ok]
-                k = int(good[:, 2].argmin()) if cfg.stacked else int(torch.randint(good.shape[0], (1,), generator=gen))
+                k = int(torch.randint(good.shape[0], (1,), generator=gen))
                 centres[i] = good[k]
                 ok_any = True
                 break
@@ -109,15 +109,20 @@ def _contact_candidates(
     dist = (r_anchor + r) * (1.0 - 0.5 * cfg.overlap_tolerance)
     phi = 2 * math.pi * (torch.arange(c) + torch.rand(1, generator=gen)) / c
     if cfg.stacked:
-        elev = torch.asin(torch.rand(c, generator=gen) * 0.9)  # uniform on the upper hemisphere band
-        d = torch.stack([torch.cos(phi) * torch.cos(elev), torch.sin(phi) * torch.cos(elev), torch.sin(elev)], 1)
-        cand = anchor[None] + dist * d
-        # A particle that would sink into the substrate rests on it instead, at the contact distance.
-        low = cand[:, 2] < bottom
-        dz = bottom - float(anchor[2])
-        dxy = math.sqrt(max(dist**2 - dz**2, 0.0))
-        ring = torch.stack([anchor[0] + dxy * torch.cos(phi), anchor[1] + dxy * torch.sin(phi), torch.full_like(phi, bottom)], 1)
-        return torch.where(low[:, None], ring, cand)
+        # Half the candidates rest on the substrate beside the anchor, half sit on top of it
+        # (elevation 30-80 deg, supported by the anchor); no side contacts in mid-air.
+        ring = _ring(anchor, dist, bottom, phi[: c // 2])
+        elev = torch.deg2rad(30.0 + 50.0 * torch.rand(c - c // 2, generator=gen))
+        p2 = phi[c // 2 :]
+        d = torch.stack([torch.cos(p2) * torch.cos(elev), torch.sin(p2) * torch.cos(elev), torch.sin(elev)], 1)
+        top = anchor[None] + dist * d
+        top = top[top[:, 2] >= bottom]
+        return torch.cat([ring, top])
+    return _ring(anchor, dist, bottom, phi)
+
+
+def _ring(anchor: torch.Tensor, dist: float, bottom: float, phi: torch.Tensor) -> torch.Tensor:
+    """Centres resting on the substrate (z = bottom) at 3-D distance ``dist`` from ``anchor``."""
     dz = bottom - float(anchor[2])
     if abs(dz) > dist:
         return torch.zeros(0, 3)

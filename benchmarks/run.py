@@ -1,0 +1,223 @@
+"""Benchmark: GAN step vs. discriminator-only cost, export throughput, scaling; prints one JSON.
+
+    python -m benchmarks.run            # quick (the figures the README quotes)
+    python -m benchmarks.run --full     # + particle/pixel scaling curves and peak memory
+
+Every figure is the median of >= 5 repeats after a warm-up, measured in this process, next to the
+in-run baseline it is compared against (naive full-image PyTorch3D rasterization, no cache).
+Targets (benchmarks/README.md): gan_step_s <= 1.25 x disc_step_s; export >= 4 images/s at 256 px
+with 20-50 particles; cost at most linear in particles and pixels; peak RSS < 4 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+import yaml
+
+from diffrendergan.config import CountLaw, MaterialConfig, RendererConfig, material_from_dict
+from diffrendergan.models.discriminator import PatchDiscriminator
+from diffrendergan.models.gan_losses import lsgan_d, lsgan_g
+from diffrendergan.models.generator import Generator
+from diffrendergan.scene.layout import build_particles
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGETS = {
+    "render_share": "<= 0.25 (gan_step_s <= 1.25 x disc_step_s)",
+    "export_images_per_s": ">= 4 at 256 px, 20-50 particles (CPU)",
+    "scaling": "at most linear in particles and pixels",
+    "peak_rss_gb": "< 4 at 1024 px, 200 particles",
+}
+
+
+def median_time(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def load_material(name: str, **over: object) -> MaterialConfig:
+    m = material_from_dict(yaml.safe_load((ROOT / "configs" / "material" / f"{name}.yaml").read_text()))
+    return replace(m, **over)  # type: ignore[arg-type]
+
+
+def fixed_count(m: MaterialConfig, n: int) -> MaterialConfig:
+    return replace(m, count=CountLaw(kind="fixed", n=n))
+
+
+class StepBench:
+    """One GAN step (paper order: G step then D step) with batch B, and its D-only part."""
+
+    def __init__(self, material: MaterialConfig, renderer: RendererConfig, batch: int):
+        torch.manual_seed(0)
+        self.g = Generator(material, renderer)
+        self.d = PatchDiscriminator()
+        self.opt_g = torch.optim.Adam(self.g.parameters(), 2e-4, betas=(0.5, 0.999))
+        self.opt_d = torch.optim.Adam(self.d.parameters(), 1e-4, betas=(0.5, 0.999))
+        self.real = torch.rand(batch, 1, material.image_size, material.image_size)
+        self.seeds = list(range(batch))
+        self.fake_leaf = torch.rand_like(self.real)
+
+    def d_part(self, fake: torch.Tensor) -> None:
+        """Everything the discriminator costs in one GAN step: D(fake) for the G loss and its
+        backward, then D(real), D(fake) and the D update."""
+        self.opt_g.zero_grad()
+        lsgan_g(self.d(fake)).backward()
+        self.opt_d.zero_grad()
+        lsgan_d(self.d(self.real), self.d(fake.detach())).backward()
+        self.opt_d.step()
+
+    def disc_only(self) -> None:
+        self.d_part(self.fake_leaf.clone().requires_grad_(True))
+
+    def full(self) -> None:
+        fake = self.g(self.g.layouts(self.seeds)).image
+        self.d_part(fake)
+        self.opt_g.step()
+
+    def render_fwd_bwd(self) -> None:
+        out = self.g(self.g.layouts(self.seeds)).image
+        out.mean().backward()
+
+
+def gan_step_figures(batch: int, repeats: int) -> dict:
+    sio2 = fixed_count(load_material("sio2"), 20)
+    fast = StepBench(sio2, RendererConfig(), batch)
+    naive = StepBench(sio2, RendererConfig(windowed=False, cache_fragments=False), batch)
+    disc = median_time(fast.disc_only, repeats)
+    full = median_time(fast.full, repeats)
+    base = median_time(naive.full, max(3, repeats // 2))
+    return {
+        "batch": batch,
+        "disc_step_s": disc,
+        "gan_step_s": full,
+        "render_share": (full - disc) / disc,
+        "baseline_gan_step_s": base,
+        "speedup": base / full,
+        "per_image_gan_step_s": full / batch,
+    }
+
+
+def export_figure(n_images: int = 16, particles: int = 30) -> dict:
+    from diffrendergan.export.writer import export_dataset
+
+    m = fixed_count(load_material("sio2"), particles)
+    g = Generator(m, RendererConfig())
+    with tempfile.TemporaryDirectory() as tmp:
+        export_dataset(g, Path(tmp) / "warm", 2, seed=99, batch_size=8, progress=False)
+        t = time.perf_counter()
+        export_dataset(g, Path(tmp) / "out", n_images, seed=0, batch_size=8, progress=False)
+        dt = time.perf_counter() - t
+    return {"export_images_per_s": n_images / dt, "export_particles": particles, "export_images": n_images}
+
+
+def render_figures(material: MaterialConfig, particles: int, size: int, repeats: int) -> dict:
+    """Render-only costs: rasterize (uncached), shade forward, shade forward+backward, naive raster."""
+    m = replace(fixed_count(material, particles), image_size=size)
+    g = Generator(m, RendererConfig())
+    lays = g.layouts([0])
+    r = g.renderer
+
+    def raster_uncached() -> None:
+        r._cache.clear()
+        r.gbuffer(lays)
+
+    gb = r.gbuffer(lays)
+    unit = torch.full((1, r.space.dim), 0.5, requires_grad=True)
+
+    def fwd() -> None:
+        with torch.no_grad():
+            r.shade(gb, unit)
+
+    def fwd_bwd() -> None:
+        r.shade(gb, unit).image.mean().backward()
+
+    out = {
+        "particles": particles,
+        "size": size,
+        "faces": int((build_particles(lays[0], m).faces >= 0).all(-1).sum()),
+        "raster_windowed_s": median_time(raster_uncached, repeats),
+        "shade_fwd_s": median_time(fwd, repeats),
+        "shade_fwd_bwd_s": median_time(fwd_bwd, repeats),
+    }
+    if size * size * particles <= 256 * 256 * 50:  # the naive path is too slow beyond this
+        naive = Generator(m, RendererConfig(windowed=False, cache_fragments=False)).renderer
+        out["raster_naive_s"] = median_time(lambda: naive.gbuffer(lays), max(3, repeats // 2))
+        out["naive_over_windowed"] = out["raster_naive_s"] / out["raster_windowed_s"]
+    out["uncached_fwd_bwd_s"] = out["raster_windowed_s"] + out["shade_fwd_bwd_s"]
+    out["cached_fwd_bwd_s"] = out["shade_fwd_bwd_s"]
+    return out
+
+
+def peak_rss(case: str) -> float:
+    """Peak RSS (GB) of a fresh process doing one GAN step or one export at 1024 px, 200 particles."""
+    code = (
+        "import resource, tempfile, torch; from pathlib import Path; "
+        "from benchmarks.run import *; "
+        "m = replace(fixed_count(load_material('sio2'), 200), image_size=1024); "
+    )
+    if case == "gan":
+        code += "b = StepBench(m, RendererConfig(), 1); b.full(); "
+    else:
+        code += (
+            "from diffrendergan.export.writer import export_dataset; "
+            "export_dataset(Generator(m, RendererConfig()), Path(tempfile.mkdtemp()), 2, progress=False); "
+        )
+    code += "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    return int(res.stdout.strip().splitlines()[-1]) / 1024**2
+
+
+def environment() -> dict:
+    import pytorch3d
+
+    return {
+        "torch": torch.__version__,
+        "pytorch3d": pytorch3d.__version__,
+        "python": platform.python_version(),
+        "threads": torch.get_num_threads(),
+        "device": "cpu",
+        "machine": platform.machine(),
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--full", action="store_true", help="add scaling curves and peak memory")
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args(argv)
+    res: dict = {"environment": environment(), "targets": TARGETS}
+    step1 = gan_step_figures(1, args.repeats)
+    res.update({k: step1[k] for k in ("gan_step_s", "disc_step_s", "render_share", "baseline_gan_step_s", "speedup")})
+    res["baseline"] = "naive full-image PyTorch3D rasterization, no fragment cache, same process"
+    res["batch8"] = gan_step_figures(8, max(3, args.repeats // 2))
+    res.update(export_figure())
+    sio2 = load_material("sio2")
+    res["render_256"] = [render_figures(sio2, n, 256, args.repeats) for n in (10, 50, 200)]
+    if args.full:
+        res["scaling_pixels"] = [render_figures(sio2, 50, s, 3) for s in (256, 512, 1024)]
+        res["peak_rss_gb"] = {"gan_step_1024px_200p": peak_rss("gan"), "export_1024px_200p": peak_rss("export")}
+    res["peak_rss_this_process_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    print(json.dumps(res, indent=2))
+    return res
+
+
+if __name__ == "__main__":
+    main()
