@@ -125,7 +125,11 @@ def export_figure(n_images: int = 16, particles: int = 30) -> dict:
         t = time.perf_counter()
         export_dataset(g, Path(tmp) / "out", n_images, seed=0, batch_size=8, progress=False)
         dt = time.perf_counter() - t
-    return {"export_images_per_s": n_images / dt, "export_particles": particles, "export_images": n_images}
+    return {
+        "export_images_per_s": n_images / dt,
+        "export_particles": particles,
+        "export_images": n_images,
+    }
 
 
 def render_figures(material: MaterialConfig, particles: int, size: int, repeats: int) -> dict:
@@ -205,7 +209,9 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     res: dict = {"environment": environment(), "targets": TARGETS}
     step1 = gan_step_figures(1, args.repeats)
-    res.update({k: step1[k] for k in ("gan_step_s", "disc_step_s", "render_share", "baseline_gan_step_s", "speedup")})
+    res.update(
+        {k: step1[k] for k in ("gan_step_s", "disc_step_s", "render_share", "baseline_gan_step_s", "speedup")}
+    )
     res["baseline"] = "naive full-image PyTorch3D rasterization, no fragment cache, same process"
     res["batch8"] = gan_step_figures(8, max(3, args.repeats // 2))
     res.update(export_figure())
@@ -213,7 +219,10 @@ def main(argv: list[str] | None = None) -> dict:
     res["render_256"] = [render_figures(sio2, n, 256, args.repeats) for n in (10, 50, 200)]
     if args.full:
         res["scaling_pixels"] = [render_figures(sio2, 50, s, 3) for s in (256, 512, 1024)]
-        res["peak_rss_gb"] = {"gan_step_1024px_200p": peak_rss("gan"), "export_1024px_200p": peak_rss("export")}
+        res["peak_rss_gb"] = {
+            "gan_step_1024px_200p": peak_rss("gan"),
+            "export_1024px_200p": peak_rss("export"),
+        }
     res["peak_rss_this_process_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     print(json.dumps(res, indent=2))
     return res

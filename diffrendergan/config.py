@@ -156,18 +156,25 @@ def _build(cls: type, raw: Mapping[str, Any] | None, key: str) -> Any:
 
 def _positive(key: str, value: float, allow_zero: bool = False) -> None:
     if value < 0 or (value == 0 and not allow_zero):
-        raise ConfigError(key, f"expected a {'non-negative' if allow_zero else 'positive'} value, got {value}")
+        raise ConfigError(
+            key, f"expected a {'non-negative' if allow_zero else 'positive'} value, got {value}"
+        )
 
 
 def validate_material(m: MaterialConfig, key: str = "material") -> MaterialConfig:
     if m.shape.family not in SHAPE_FAMILIES:
-        raise ConfigError(f"{key}.shape.family", f"unknown shape family {m.shape.family!r}; expected one of {SHAPE_FAMILIES}")
+        raise ConfigError(
+            f"{key}.shape.family",
+            f"unknown shape family {m.shape.family!r}; expected one of {SHAPE_FAMILIES}",
+        )
     if m.shape.family == "mesh" and not m.shape.mesh_paths:
         raise ConfigError(f"{key}.shape.mesh_paths", "shape family 'mesh' needs at least one .obj/.ply path")
     if not 0 <= m.shape.ico_level <= 4:
         raise ConfigError(f"{key}.shape.ico_level", f"expected 0..4, got {m.shape.ico_level}")
     if m.size.kind not in SIZE_LAWS:
-        raise ConfigError(f"{key}.size.kind", f"unknown size law {m.size.kind!r}; expected one of {SIZE_LAWS}")
+        raise ConfigError(
+            f"{key}.size.kind", f"unknown size law {m.size.kind!r}; expected one of {SIZE_LAWS}"
+        )
     for name in ("median_nm", "mean_nm", "mean2_nm", "min_nm", "max_nm"):
         _positive(f"{key}.size.{name}", getattr(m.size, name))
     for name in ("sigma", "std_nm", "std2_nm"):
@@ -177,12 +184,20 @@ def validate_material(m: MaterialConfig, key: str = "material") -> MaterialConfi
     if m.size.min_nm > m.size.max_nm:
         raise ConfigError(f"{key}.size.min_nm", f"min_nm ({m.size.min_nm}) > max_nm ({m.size.max_nm})")
     if m.count.kind not in COUNT_LAWS:
-        raise ConfigError(f"{key}.count.kind", f"unknown count law {m.count.kind!r}; expected one of {COUNT_LAWS}")
+        raise ConfigError(
+            f"{key}.count.kind", f"unknown count law {m.count.kind!r}; expected one of {COUNT_LAWS}"
+        )
     if m.count.low < 0 or m.count.low > m.count.high:
-        raise ConfigError(f"{key}.count.low", f"expected 0 <= low <= high, got low={m.count.low}, high={m.count.high}")
+        raise ConfigError(
+            f"{key}.count.low",
+            f"expected 0 <= low <= high, got low={m.count.low}, high={m.count.high}",
+        )
     _positive(f"{key}.count.n", m.count.n, allow_zero=True)
     if m.placement.mode not in PLACEMENTS:
-        raise ConfigError(f"{key}.placement.mode", f"unknown placement {m.placement.mode!r}; expected one of {PLACEMENTS}")
+        raise ConfigError(
+            f"{key}.placement.mode",
+            f"unknown placement {m.placement.mode!r}; expected one of {PLACEMENTS}",
+        )
     if m.placement.max_agglomerates < 1:
         raise ConfigError(f"{key}.placement.max_agglomerates", "expected >= 1")
     _positive(f"{key}.placement.overlap_tolerance", m.placement.overlap_tolerance, allow_zero=True)
@@ -211,10 +226,13 @@ def material_from_dict(raw: Mapping[str, Any], key: str = "material") -> Materia
                 value=None if spec.get("value") is None else float(spec["value"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise ConfigError(f"{key}.params.{pname}", f"expected {{low, high[, learn, value]}}: {exc}") from exc
+            raise ConfigError(
+                f"{key}.params.{pname}", f"expected {{low, high[, learn, value]}}: {exc}"
+            ) from exc
         if params[pname].low > params[pname].high:
             raise ConfigError(
-                f"{key}.params.{pname}", f"low ({params[pname].low}) must be <= high ({params[pname].high})"
+                f"{key}.params.{pname}",
+                f"low ({params[pname].low}) must be <= high ({params[pname].high})",
             )
     m = MaterialConfig(
         name=str(raw.pop("name")),

@@ -27,7 +27,9 @@ def available_materials() -> list[str]:
 def require_material(cfg: DictConfig) -> MaterialConfig:
     """The composed material, validated; a missing one is a one-line error with the fix."""
     if "material" not in cfg or cfg.material is None:
-        raise ConfigError("material", f"no material selected: add +material=<{'|'.join(available_materials())}>")
+        raise ConfigError(
+            "material", f"no material selected: add +material=<{'|'.join(available_materials())}>"
+        )
     return material_from_dict(OmegaConf.to_container(cfg.material, resolve=True))  # type: ignore[arg-type]
 
 

@@ -1,6 +1,6 @@
 """Render a preview grid of a material (synthetic images + mask overlays).
 
-    python -m experiments.preview +material=tio2 [params=random] [real_dir=...]
+python -m experiments.preview +material=tio2 [params=random] [real_dir=...]
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Main job: train DiffRenderGAN on real (or demo) patches, export, evaluate.
 
-    python -m experiments.run +material=tio2                       # embedded demo data
-    python -m experiments.run +material=tio2 data.real_dir=/path/to/tiffs data.pixel_size_nm=7.34
-    python -m experiments.run +material=sio2 experiment=paper trainer=ddp trainer.devices=4
-    python -m experiments.run --help                               # config groups and options
+python -m experiments.run +material=tio2                       # embedded demo data
+python -m experiments.run +material=tio2 data.real_dir=/path/to/tiffs data.pixel_size_nm=7.34
+python -m experiments.run +material=sio2 experiment=paper trainer=ddp trainer.devices=4
+python -m experiments.run --help                               # config groups and options
 """
 
 from __future__ import annotations
@@ -27,14 +27,19 @@ def main(cfg: DictConfig) -> dict:
     if summary:
         r = summary["realism"]
         print("\n=== DiffRenderGAN run finished ===")
-        print(f"material        {summary['material']}  ({summary['steps']} steps, {summary['wall_time_s']} s)")
+        print(
+            f"material        {summary['material']}  ({summary['steps']} steps, {summary['wall_time_s']} s)"
+        )
         print(f"realism (SWD)   start {r['start']:.1f} -> end {r['end']:.1f}  (best {r['best']})")
         if "evaluation" in summary:
             e = summary["evaluation"]
-            print(f"segmentation    DSC {e['dsc']:.3f}  AP50 {e['ap50']:.3f}  PQ {e['pq']:.3f}  mIoU {e['miou']:.3f}")
+            print(
+                f"segmentation    DSC {e['dsc']:.3f}  AP50 {e['ap50']:.3f}  "
+                f"PQ {e['pq']:.3f}  mIoU {e['miou']:.3f}"
+            )
         print(f"best generator  {summary['checkpoint']}")
         print(f"outputs         {out}  (summary.json, grids/, histograms/, synthetic/, csv/)")
-        print(json.dumps({"summary": str(out / 'summary.json')}))
+        print(json.dumps({"summary": str(out / "summary.json")}))
     return summary
 
 

@@ -23,10 +23,22 @@ SMALL = [
 ]
 
 
-def run_cli(args: list[str], timeout: int = 300, module: str = "experiments.run") -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "disabled", "NO_ALBUMENTATIONS_UPDATE": "1", "OMP_NUM_THREADS": "1"}
+def run_cli(
+    args: list[str], timeout: int = 300, module: str = "experiments.run"
+) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "WANDB_MODE": "disabled",
+        "NO_ALBUMENTATIONS_UPDATE": "1",
+        "OMP_NUM_THREADS": "1",
+    }
     return subprocess.run(
-        [sys.executable, "-m", module, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -58,7 +70,12 @@ def test_missing_material_is_one_clear_line(tmp_path: Path) -> None:
 
 def test_bad_range_names_the_key(tmp_path: Path) -> None:
     res = run_cli(
-        ["+material=sio2", "material.params.particle_yield.low=0.9", "material.params.particle_yield.high=0.1", f"hydra.run.dir={tmp_path}"],
+        [
+            "+material=sio2",
+            "material.params.particle_yield.low=0.9",
+            "material.params.particle_yield.high=0.1",
+            f"hydra.run.dir={tmp_path}",
+        ],
         timeout=120,
     )
     assert res.returncode == 2
@@ -66,14 +83,22 @@ def test_bad_range_names_the_key(tmp_path: Path) -> None:
 
 
 def test_missing_data_dir_names_the_key(tmp_path: Path) -> None:
-    res = run_cli(["+material=sio2", f"data.real_dir={tmp_path / 'nope'}", f"hydra.run.dir={tmp_path}"], timeout=120)
+    res = run_cli(
+        ["+material=sio2", f"data.real_dir={tmp_path / 'nope'}", f"hydra.run.dir={tmp_path}"],
+        timeout=120,
+    )
     assert res.returncode == 2
     assert "data.real_dir" in res.stderr and "Traceback" not in res.stderr
 
 
 def test_resume_continues_from_last_checkpoint(tmp_path: Path, cache_dir: Path) -> None:
     out = tmp_path / "run"
-    common = [*SMALL, f"hydra.run.dir={out}", f"paths.cache_dir={cache_dir}", "export.enabled=false"]
+    common = [
+        *SMALL,
+        f"hydra.run.dir={out}",
+        f"paths.cache_dir={cache_dir}",
+        "export.enabled=false",
+    ]
     first = run_cli([*common, "trainer.max_epochs=1"])
     assert first.returncode == 0, first.stderr[-3000:]
     start = json.loads((out / "summary.json").read_text())["realism"]["start"]
@@ -87,7 +112,15 @@ def test_resume_continues_from_last_checkpoint(tmp_path: Path, cache_dir: Path) 
 @pytest.mark.ddp
 def test_ddp_two_cpu_processes(tmp_path: Path, cache_dir: Path) -> None:
     out = tmp_path / "ddp"
-    res = run_cli([*SMALL, "trainer=ddp_cpu", f"hydra.run.dir={out}", f"paths.cache_dir={cache_dir}", "export.enabled=false"])
+    res = run_cli(
+        [
+            *SMALL,
+            "trainer=ddp_cpu",
+            f"hydra.run.dir={out}",
+            f"paths.cache_dir={cache_dir}",
+            "export.enabled=false",
+        ]
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     check = json.loads((out / "ddp_consistency.json").read_text())
     assert check["world_size"] == 2 and check["identical"] is True
@@ -97,7 +130,13 @@ def test_ddp_two_cpu_processes(tmp_path: Path, cache_dir: Path) -> None:
 @pytest.mark.slow
 def test_sigterm_mid_epoch_then_resume(tmp_path: Path, cache_dir: Path) -> None:
     out = tmp_path / "run"
-    args = [*SMALL, f"hydra.run.dir={out}", f"paths.cache_dir={cache_dir}", "export.enabled=false", "trainer.max_epochs=6"]
+    args = [
+        *SMALL,
+        f"hydra.run.dir={out}",
+        f"paths.cache_dir={cache_dir}",
+        "export.enabled=false",
+        "trainer.max_epochs=6",
+    ]
     env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "experiments.run", *args], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip

@@ -7,9 +7,7 @@ import torch
 
 def _square(x0: float, y0: float, side: float, z: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
     """Axis-aligned square (two triangles) in NDC, lower corner (x0, y0), side length ``side``."""
-    verts = torch.tensor(
-        [[x0, y0, z], [x0 + side, y0, z], [x0 + side, y0 + side, z], [x0, y0 + side, z]]
-    )
+    verts = torch.tensor([[x0, y0, z], [x0 + side, y0, z], [x0 + side, y0 + side, z], [x0, y0 + side, z]])
     faces = torch.tensor([[0, 1, 2], [0, 2, 3]])
     return verts, faces
 

@@ -87,9 +87,7 @@ def resolve_patch_files(source: str | Path | Sequence[str | Path]) -> list[Path]
 class RealPatchDataset(Dataset):
     """Real micrograph patches -> (1, H, W) float32 in [0, 1]."""
 
-    def __init__(
-        self, source: str | Path | Sequence[str | Path], transform: Transform | None = None
-    ):
+    def __init__(self, source: str | Path | Sequence[str | Path], transform: Transform | None = None):
         self.files = resolve_patch_files(source)
         self.transform = transform
 
@@ -346,8 +344,7 @@ class SyntheticFolderDataset(Dataset):
         if classes.shape != image.shape:
             raise DataError(
                 pair.mask_path,
-                f"mask shape {classes.shape} differs from image {pair.image_path} "
-                f"shape {image.shape}",
+                f"mask shape {classes.shape} differs from image {pair.image_path} shape {image.shape}",
             )
         if classes.min() < 0 or classes.max() > 2:
             raise DataError(pair.mask_path, "expected a 3-class mask with values 0, 1, 2")

@@ -89,7 +89,7 @@ def add_nuisances(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def add_data_bar(img: np.ndarray, rng: np.random.Generator, rows: int = DATA_BAR_ROWS) -> np.ndarray:
     """Append a fake instrument data bar: a dark band with text-like blocks and a scale bar."""
-    h, w = img.shape
+    w = img.shape[1]
     bar = np.full((rows, w), 0.02, dtype=np.float32)
     bar[0, :] = 0.9  # separator line, as on Zeiss/FEI bars
     x = 6
@@ -107,15 +107,25 @@ def _to_u8(x: np.ndarray) -> np.ndarray:
     return np.clip(np.round(x * 255.0), 0, 255).astype(np.uint8)
 
 
-def demo_root(cache_dir: str | Path, material: MaterialConfig, n_unlabeled: int, n_labeled: int, size: int) -> Path:
+def demo_root(
+    cache_dir: str | Path, material: MaterialConfig, n_unlabeled: int, n_labeled: int, size: int
+) -> Path:
     """Cache folder, keyed by everything the demo depends on (a changed config makes a new set)."""
-    key = json.dumps([asdict(material), n_unlabeled, n_labeled, size, DEMO_TRUTH.get(material.name)], sort_keys=True, default=str)
+    key = json.dumps(
+        [asdict(material), n_unlabeled, n_labeled, size, DEMO_TRUTH.get(material.name)],
+        sort_keys=True,
+        default=str,
+    )
     digest = hashlib.sha1(key.encode()).hexdigest()[:10]
     return Path(cache_dir).expanduser() / "demo" / DEMO_VERSION / f"{material.name}-{digest}"
 
 
 def ensure_demo(
-    material: MaterialConfig, cache_dir: str | Path, n_unlabeled: int = 8, n_labeled: int = 3, size: int = 512
+    material: MaterialConfig,
+    cache_dir: str | Path,
+    n_unlabeled: int = 8,
+    n_labeled: int = 3,
+    size: int = 512,
 ) -> DemoSet:
     """Create the demo set for ``material`` unless it is already cached; returns its folders.
 

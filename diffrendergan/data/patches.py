@@ -97,8 +97,7 @@ def tile(
     if h < size or w < size:
         raise DataError(
             source,
-            f"image is {h}x{w} px (after cropping/resampling), smaller than the "
-            f"{size}x{size} patch size",
+            f"image is {h}x{w} px (after cropping/resampling), smaller than the {size}x{size} patch size",
         )
     return [(y, x) for y in _starts(h, size, stride) for x in _starts(w, size, stride)]
 
@@ -178,9 +177,7 @@ def _patches_of_image(
         sx1 = min(round((x0 + size) / scale), specimen.shape[1])
         name = f"{path.stem}_{sy0}_{sx0}.png"
         _atomic_write_png(_to_u8(patch), patch_dir / name)
-        out.append(
-            Patch(str(path), (sy0, sx0, sy1, sx1), scale, pixel_size_nm, f"{PATCH_SUBDIR}/{name}")
-        )
+        out.append(Patch(str(path), (sy0, sx0, sy1, sx1), scale, pixel_size_nm, f"{PATCH_SUBDIR}/{name}"))
     return out
 
 
@@ -248,9 +245,7 @@ def prepare_patches(
     skipped = 0
     for path in tqdm(files, desc="patches", unit="img", leave=False):
         try:
-            patches += _patches_of_image(
-                path, patch_dir, size, stride, scale, patch_px, crop_bottom_px, page
-            )
+            patches += _patches_of_image(path, patch_dir, size, stride, scale, patch_px, crop_bottom_px, page)
         except DataError as exc:
             if strict:
                 raise

@@ -318,7 +318,5 @@ def list_images(folder: str | Path) -> list[Path]:
         key=lambda p: p.name,
     )
     if not files:
-        raise DataError(
-            folder, f"no supported image files; expected extensions {SUPPORTED_EXTENSIONS}"
-        )
+        raise DataError(folder, f"no supported image files; expected extensions {SUPPORTED_EXTENSIONS}")
     return files

@@ -88,9 +88,7 @@ def tiled_predict(
     x = _reflect_pad(img[None, None].to(dev), hp - h, wp - w)  # (1,1,Hp,Wp)
     th, tw = min(tile, hp), min(tile, wp)
     window = blend_window(th, tw, overlap).to(dev)
-    origins = [
-        (y, x0) for y in _starts(hp, th, th - overlap) for x0 in _starts(wp, tw, tw - overlap)
-    ]
+    origins = [(y, x0) for y in _starts(hp, th, th - overlap) for x0 in _starts(wp, tw, tw - overlap)]
 
     acc: torch.Tensor | None = None
     weight = torch.zeros(hp, wp, device=dev)

@@ -194,7 +194,8 @@ def make_unit_shapes(n: int, cfg: ShapeConfig, gen: torch.Generator) -> UnitShap
         fn = SHAPE_REGISTRY[cfg.family]
     except KeyError:
         raise ConfigError(
-            "material.shape.family", f"unknown shape family {cfg.family!r}; expected one of {sorted(SHAPE_REGISTRY)}"
+            "material.shape.family",
+            f"unknown shape family {cfg.family!r}; expected one of {sorted(SHAPE_REGISTRY)}",
         ) from None
     return fn(n, cfg, gen)
 

@@ -192,8 +192,7 @@ class SWDReference:
         self.stats = [_level_stats(d) for d in desc]
         self.dirs = [_directions(PATCH * PATCH, self.seed, i) for i in range(self.levels)]
         self.sorted_real = [
-            _sorted_projections((d - m) / s, dirs)
-            for d, (m, s), dirs in zip(desc, self.stats, self.dirs)
+            _sorted_projections((d - m) / s, dirs) for d, (m, s), dirs in zip(desc, self.stats, self.dirs)
         ]
 
     def distance(self, fake: torch.Tensor | np.ndarray) -> dict[str, list[float] | float]:
@@ -254,9 +253,7 @@ class SlicedWasserstein(Metric):
         real = _cat_state(self.real_desc)
         fake = _cat_state(self.fake_desc)
         if real.numel() == 0 or fake.numel() == 0:
-            raise RuntimeError(
-                "SlicedWasserstein needs both real and fake updates before compute()"
-            )
+            raise RuntimeError("SlicedWasserstein needs both real and fake updates before compute()")
         if real.shape[1] != fake.shape[1]:
             raise ValueError("real and fake images have different pyramid depths (sizes differ)")
         levels = []

@@ -206,9 +206,7 @@ def evaluate_image(
     """
     gt_classes = np.asarray(gt_classes)
     pred_instances = np.asarray(pred_instances)
-    gt_inst = (
-        instances_from_classes(gt_classes) if gt_instances is None else np.asarray(gt_instances)
-    )
+    gt_inst = instances_from_classes(gt_classes) if gt_instances is None else np.asarray(gt_instances)
     gt_fg = gt_classes >= 1
     pred_fg = pred_instances > 0 if pred_classes is None else np.asarray(pred_classes) >= 1
     tp, fp, fn, iou_sum = _counts(gt_inst, pred_instances)

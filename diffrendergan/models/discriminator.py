@@ -12,12 +12,19 @@ class PatchDiscriminator(nn.Module):
 
     def __init__(self, in_channels: int = 1, base_filters: int = 64, n_layers: int = 3):
         super().__init__()
-        layers: list[nn.Module] = [nn.Conv2d(in_channels, base_filters, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+        layers: list[nn.Module] = [
+            nn.Conv2d(in_channels, base_filters, 4, 2, 1),
+            nn.LeakyReLU(0.2, True),
+        ]
         ch = base_filters
         for i in range(1, n_layers + 1):
             out = base_filters * min(2**i, 8)
             stride = 2 if i < n_layers else 1
-            layers += [nn.Conv2d(ch, out, 4, stride, 1, bias=False), nn.InstanceNorm2d(out, affine=True), nn.LeakyReLU(0.2, True)]
+            layers += [
+                nn.Conv2d(ch, out, 4, stride, 1, bias=False),
+                nn.InstanceNorm2d(out, affine=True),
+                nn.LeakyReLU(0.2, True),
+            ]
             ch = out
         layers.append(nn.Conv2d(ch, 1, 4, 1, 1))
         self.net = nn.Sequential(*layers)

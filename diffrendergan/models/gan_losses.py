@@ -46,4 +46,6 @@ def get_losses(name: str):
     try:
         return GAN_LOSSES[name]
     except KeyError:
-        raise ConfigError("model.loss", f"unknown GAN loss {name!r}; expected one of {sorted(GAN_LOSSES)}") from None
+        raise ConfigError(
+            "model.loss", f"unknown GAN loss {name!r}; expected one of {sorted(GAN_LOSSES)}"
+        ) from None

@@ -42,7 +42,10 @@ class Generator(nn.Module):
     ):
         super().__init__()
         if net not in PARAM_NETS:
-            raise ConfigError("model.param_net", f"unknown parameter network {net!r}; expected one of {sorted(PARAM_NETS)}")
+            raise ConfigError(
+                "model.param_net",
+                f"unknown parameter network {net!r}; expected one of {sorted(PARAM_NETS)}",
+            )
         self.material = material
         self.renderer = MicroscopyRenderer(material, renderer)
         self.max_particles = max_particles or default_max_particles(material)

@@ -30,7 +30,14 @@ class MLPParamNet(nn.Module):
     forward(layout (B, P, 4), mask (B, P)) -> (B, out_dim) in (0, 1).
     """
 
-    def __init__(self, max_particles: int, out_dim: int, hidden: int = 128, layers: int = 4, dropout: float = 0.2):
+    def __init__(
+        self,
+        max_particles: int,
+        out_dim: int,
+        hidden: int = 128,
+        layers: int = 4,
+        dropout: float = 0.2,
+    ):
         super().__init__()
         self.max_particles = max_particles
         self.body = _mlp(max_particles * 4, hidden, layers, dropout, norm=True)
@@ -46,7 +53,14 @@ class MLPParamNet(nn.Module):
 class DeepSetsParamNet(nn.Module):
     """Permutation-invariant: phi per particle, masked mean and max pooling, rho -> sigmoid."""
 
-    def __init__(self, max_particles: int, out_dim: int, hidden: int = 128, layers: int = 4, dropout: float = 0.2):
+    def __init__(
+        self,
+        max_particles: int,
+        out_dim: int,
+        hidden: int = 128,
+        layers: int = 4,
+        dropout: float = 0.2,
+    ):
         super().__init__()
         self.max_particles = max_particles
         self.phi = _mlp(4, hidden, 2, 0.0, norm=True)

@@ -46,5 +46,9 @@ def add_noise(x: torch.Tensor, p: Params, generator: torch.Generator | None = No
     dev = generator.device if generator is not None else x.device
     e1 = torch.randn(x.shape, generator=generator, device=dev).to(x)
     e2 = torch.randn(x.shape, generator=generator, device=dev).to(x)
-    x = x + per_image(p["shot_noise"]) * x.clamp_min(0).add(1e-6).sqrt() * e1 + per_image(p["read_noise"]) * e2
+    x = (
+        x
+        + per_image(p["shot_noise"]) * x.clamp_min(0).add(1e-6).sqrt() * e1
+        + per_image(p["read_noise"]) * e2
+    )
     return x.clamp(0.0, 1.0)

@@ -86,7 +86,11 @@ def edge_distance(instance: torch.Tensor, pixel_size_nm: float) -> torch.Tensor:
 
 
 def detector_shadow(
-    height: torch.Tensor, pixel_size_nm: float, azimuth_deg: float, elevation_deg: float = 30.0, max_steps: int = 48
+    height: torch.Tensor,
+    pixel_size_nm: float,
+    azimuth_deg: float,
+    elevation_deg: float = 30.0,
+    max_steps: int = 48,
 ) -> torch.Tensor:
     """Depth (nm) by which each pixel lies below the line of sight towards a side detector.
 

@@ -49,7 +49,15 @@ class SurfaceMaps:
 _EDGE_JITTER_PX = (1.37e-3, 0.91e-3)
 
 
-def _to_ndc(verts: torch.Tensor, r0: torch.Tensor, c0: torch.Tensor, size: int, px: float, z0: float, flip_z: bool):
+def _to_ndc(
+    verts: torch.Tensor,
+    r0: torch.Tensor,
+    c0: torch.Tensor,
+    size: int,
+    px: float,
+    z0: float,
+    flip_z: bool,
+):
     """nm -> NDC of a square window of ``size`` px whose top-left pixel is (r0, c0). verts (N, V, 3)."""
     # A tiny fixed sub-pixel offset: PyTorch3D assigns a pixel centre lying exactly on an edge
     # shared by two faces to neither, which would punch holes through axis-aligned layouts.
@@ -67,7 +75,12 @@ def _raster(verts_ndc: torch.Tensor, faces: torch.Tensor, normals: torch.Tensor,
     """
     meshes = Meshes(verts=verts_ndc, faces=faces)
     p2f, zbuf, bary, _ = rasterize_meshes(
-        meshes, image_size=size, blur_radius=0.0, faces_per_pixel=1, bin_size=0, perspective_correct=False
+        meshes,
+        image_size=size,
+        blur_radius=0.0,
+        faces_per_pixel=1,
+        bin_size=0,
+        perspective_correct=False,
     )
     p2f, zbuf, bary = p2f[..., 0], zbuf[..., 0], bary[..., 0, :]
     hit = p2f >= 0
@@ -116,12 +129,18 @@ def rasterize_windowed(
         normals = torch.stack([particles[b].normals[p] for b, p, *_ in group])
         r0 = torch.tensor([e[2] for e in group])
         c0 = torch.tensor([e[3] for e in group])
-        hit, zbuf, nrm = _raster(_to_ndc(verts, r0, c0, size, pixel_size_nm, z_top, False), faces, normals, size)
+        hit, zbuf, nrm = _raster(
+            _to_ndc(verts, r0, c0, size, pixel_size_nm, z_top, False), faces, normals, size
+        )
         rows = r0[:, None] + torch.arange(size)[None]  # (N, S)
         cols = c0[:, None] + torch.arange(size)[None]
         in_img = (rows[:, :, None] < h) & (cols[:, None, :] < w)
         bidx = torch.tensor([e[0] for e in group])
-        g = bidx[:, None, None] * (h * w) + rows[:, :, None].clamp_max(h - 1) * w + cols[:, None, :].clamp_max(w - 1)
+        g = (
+            bidx[:, None, None] * (h * w)
+            + rows[:, :, None].clamp_max(h - 1) * w
+            + cols[:, None, :].clamp_max(w - 1)
+        )
         valid = hit & in_img
         g_all.append(g[valid])
         d_all.append(zbuf[valid])
@@ -129,7 +148,9 @@ def rasterize_windowed(
         inst_all.append(inst[valid])
         n_all.append(nrm[valid])
         if thick is not None:
-            hit_b, zbuf_b, _ = _raster(_to_ndc(verts, r0, c0, size, pixel_size_nm, z_top, True), faces, normals, size)
+            hit_b, zbuf_b, _ = _raster(
+                _to_ndc(verts, r0, c0, size, pixel_size_nm, z_top, True), faces, normals, size
+            )
             top = z_top - zbuf
             bottom = zbuf_b - z_top
             both = valid & hit_b
@@ -178,7 +199,12 @@ def rasterize_full(particles: list[Particles], image_size: int, pixel_size_nm: f
         ndc = _to_ndc(verts, torch.zeros(1), torch.zeros(1), w, pixel_size_nm, z_top, False)
         meshes = Meshes(verts=ndc, faces=faces[None])
         p2f, zbuf, bary, _ = rasterize_meshes(
-            meshes, image_size=w, blur_radius=0.0, faces_per_pixel=1, bin_size=0, perspective_correct=False
+            meshes,
+            image_size=w,
+            blur_radius=0.0,
+            faces_per_pixel=1,
+            bin_size=0,
+            perspective_correct=False,
         )
         p2f, zbuf, bary = p2f[0, ..., 0], zbuf[0, ..., 0], bary[0, ..., 0, :]
         hit = p2f >= 0

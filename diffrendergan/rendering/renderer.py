@@ -27,7 +27,8 @@ def param_space_for(material: MaterialConfig) -> ParamSpace:
         if name not in defaults:
             raise ConfigError(
                 f"material.params.{name}",
-                f"not a parameter of shader {material.shader!r} or the detector; expected one of {sorted(defaults)}",
+                f"not a parameter of shader {material.shader!r} or the detector; "
+                f"expected one of {sorted(defaults)}",
             )
     ranges = {n: material.params.get(n, ParamRange(lo, hi)) for n, (lo, hi) in defaults.items()}
     return ParamSpace(ranges)
@@ -103,7 +104,10 @@ class MicroscopyRenderer:
         return RenderOutput(image, params)
 
     def render(
-        self, layouts: list[Layout], unit_params: torch.Tensor, generator: torch.Generator | None = None
+        self,
+        layouts: list[Layout],
+        unit_params: torch.Tensor,
+        generator: torch.Generator | None = None,
     ) -> RenderOutput:
         return self.shade(self.gbuffer(layouts), unit_params, generator)
 

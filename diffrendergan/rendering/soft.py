@@ -2,8 +2,9 @@
 
 SoftRas-style coverage (Liu et al. 2019) per particle window: each of the K nearest faces within
 ``blur_px`` contributes 1 if the pixel is inside it and ``2 sigmoid(-d / sigma)`` otherwise (d:
-squared distance to the face, px²), the particle's coverage is ``1 - prod(1 - a_k)``, and particles combine as
-``1 - prod_p (1 - a_p)``. PyTorch3D's rasterizer provides d and its gradient w.r.t. vertices.
+squared distance to the face, px²), the particle's coverage is ``1 - prod(1 - a_k)``, and
+particles combine as ``1 - prod_p (1 - a_p)``. PyTorch3D's rasterizer provides d and its
+gradient w.r.t. the vertices.
 Only used when geometry is learned (topography learning); the default path stays hard and cached.
 """
 
@@ -21,13 +22,19 @@ from diffrendergan.scene.layout import Particles
 
 
 def soft_coverage(
-    particles: list[Particles], image_size: int, pixel_size_nm: float, blur_px: float = 1.0, faces_per_pixel: int = 8
+    particles: list[Particles],
+    image_size: int,
+    pixel_size_nm: float,
+    blur_px: float = 1.0,
+    faces_per_pixel: int = 8,
 ) -> torch.Tensor:
     """Differentiable particle coverage (B, 1, H, W) in [0, 1]."""
     h = w = image_size
     sigma_px2 = max(blur_px, 1e-3) ** 2 / math.log(1.0 / 1e-4 - 1.0)
     log_free = torch.zeros(len(particles) * h * w, dtype=torch.float32)
-    z_top = 1.0 + max((float(p.verts[..., 2].detach().max()) for p in particles if p.verts.numel()), default=1.0)
+    z_top = 1.0 + max(
+        (float(p.verts[..., 2].detach().max()) for p in particles if p.verts.numel()), default=1.0
+    )
     pad = math.ceil(blur_px) + 1
     for b, part in enumerate(particles):
         if part.verts.shape[0] == 0:
@@ -55,7 +62,9 @@ def soft_coverage(
             d_px2 = dists / px_ndc**2
             # Inside a face: fully covered; outside: 2 sigmoid(-d / sigma) decays from 1 at the edge.
             # (A plain sigmoid would leave interior pixels near tiny faces' edges half-covered.)
-            a = torch.where(d_px2 <= 0, torch.ones_like(d_px2), 2 * torch.sigmoid(-d_px2 / sigma_px2)) * (p2f >= 0)
+            a = torch.where(d_px2 <= 0, torch.ones_like(d_px2), 2 * torch.sigmoid(-d_px2 / sigma_px2)) * (
+                p2f >= 0
+            )
             log_free_win = torch.log1p(-a.clamp(max=1 - 1e-6)).sum(-1)  # (N, S, S)
             rows = r0[idx, None] + torch.arange(s)[None]
             cols = c0[idx, None] + torch.arange(s)[None]

@@ -3,8 +3,9 @@
 ``poisson`` follows the paper: a few agglomerate seeds are dropped at random; every further particle
 is attached to a random member of its agglomerate, touching it, at the first free spot among
 ``candidates`` directions on the contact circle (2-D, resting on the substrate) or contact sphere
-(``stacked``, 3-D: resting beside the anchor or supported on top of it, never in mid-air). No pair interpenetrates by more than
-``overlap_tolerance`` of the sum of their contact radii. Particles that find no spot are reported.
+(``stacked``, 3-D: resting beside the anchor or supported on top of it, never in mid-air). No pair
+interpenetrates by more than ``overlap_tolerance`` of the sum of their contact radii. Particles that
+find no spot are reported.
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ class Placement:
         return int((~self.placed).sum())
 
 
-def _free(cand: torch.Tensor, r: float, centres: torch.Tensor, radii: torch.Tensor, tol: float) -> torch.Tensor:
+def _free(
+    cand: torch.Tensor, r: float, centres: torch.Tensor, radii: torch.Tensor, tol: float
+) -> torch.Tensor:
     """Which candidate centres (C, 3) keep every placed particle (K, 3) at a legal distance -> (C,)."""
     if centres.shape[0] == 0:
         return torch.ones(cand.shape[0], dtype=torch.bool)
@@ -64,7 +67,11 @@ def place(
     placed = torch.zeros(p, dtype=torch.bool)
     tol = cfg.overlap_tolerance
     check = tol < 1.0  # tolerance >= 1 means "overlap allowed" (e.g. crossing nanowires)
-    n_seeds = p if cfg.mode == "random" else min(p, int(torch.randint(1, cfg.max_agglomerates + 1, (1,), generator=gen)))
+    n_seeds = (
+        p
+        if cfg.mode == "random"
+        else min(p, int(torch.randint(1, cfg.max_agglomerates + 1, (1,), generator=gen)))
+    )
     agg = torch.randint(max(n_seeds, 1), (p,), generator=gen)
     agg[:n_seeds] = torch.arange(n_seeds)
 
@@ -72,7 +79,11 @@ def place(
         for _ in range(cfg.max_tries):
             xy = _uniform_xy(cfg.candidates, field_nm, cfg.margin, gen)
             cand = torch.cat([xy, bottoms[i].expand(cfg.candidates, 1)], 1)
-            ok = _free(cand, float(radii[i]), centres[placed], radii[placed], tol) if check else torch.ones(len(cand), dtype=torch.bool)
+            ok = (
+                _free(cand, float(radii[i]), centres[placed], radii[placed], tol)
+                if check
+                else torch.ones(len(cand), dtype=torch.bool)
+            )
             if ok.any():
                 centres[i] = cand[int(ok.nonzero()[0])]
                 return True
@@ -86,7 +97,9 @@ def place(
         ok_any = False
         for _ in range(cfg.max_tries if members.numel() else 0):
             j = int(members[torch.randint(members.numel(), (1,), generator=gen)])
-            cand = _contact_candidates(centres[j], float(radii[j]), float(radii[i]), float(bottoms[i]), cfg, gen)
+            cand = _contact_candidates(
+                centres[j], float(radii[j]), float(radii[i]), float(bottoms[i]), cfg, gen
+            )
             if cand.shape[0] == 0:
                 continue
             ok = _free(cand, float(radii[i]), centres[placed], radii[placed], tol)
@@ -101,7 +114,12 @@ def place(
 
 
 def _contact_candidates(
-    anchor: torch.Tensor, r_anchor: float, r: float, bottom: float, cfg: PlacementConfig, gen: torch.Generator
+    anchor: torch.Tensor,
+    r_anchor: float,
+    r: float,
+    bottom: float,
+    cfg: PlacementConfig,
+    gen: torch.Generator,
 ) -> torch.Tensor:
     """Centres touching ``anchor`` (C, 3): on the contact circle at resting height, or (stacked) on
     the contact sphere above the substrate."""
@@ -114,7 +132,9 @@ def _contact_candidates(
         ring = _ring(anchor, dist, bottom, phi[: c // 2])
         elev = torch.deg2rad(30.0 + 50.0 * torch.rand(c - c // 2, generator=gen))
         p2 = phi[c // 2 :]
-        d = torch.stack([torch.cos(p2) * torch.cos(elev), torch.sin(p2) * torch.cos(elev), torch.sin(elev)], 1)
+        d = torch.stack(
+            [torch.cos(p2) * torch.cos(elev), torch.sin(p2) * torch.cos(elev), torch.sin(elev)], 1
+        )
         top = anchor[None] + dist * d
         top = top[top[:, 2] >= bottom]
         return torch.cat([ring, top])
@@ -127,4 +147,11 @@ def _ring(anchor: torch.Tensor, dist: float, bottom: float, phi: torch.Tensor) -
     if abs(dz) > dist:
         return torch.zeros(0, 3)
     dxy = math.sqrt(dist**2 - dz**2)
-    return torch.stack([anchor[0] + dxy * torch.cos(phi), anchor[1] + dxy * torch.sin(phi), torch.full_like(phi, bottom)], 1)
+    return torch.stack(
+        [
+            anchor[0] + dxy * torch.cos(phi),
+            anchor[1] + dxy * torch.sin(phi),
+            torch.full_like(phi, bottom),
+        ],
+        1,
+    )

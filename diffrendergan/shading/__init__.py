@@ -13,4 +13,6 @@ def get_shader(name: str) -> Shader:
     try:
         return SHADERS[name]
     except KeyError:
-        raise ConfigError("material.shader", f"unknown shader {name!r}; expected one of {sorted(SHADERS)}") from None
+        raise ConfigError(
+            "material.shader", f"unknown shader {name!r}; expected one of {sorted(SHADERS)}"
+        ) from None

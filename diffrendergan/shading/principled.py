@@ -11,7 +11,13 @@ import torch
 from diffrendergan.rendering.gbuffer import GBuffer
 from diffrendergan.shading.base import Params, Shader, per_image
 
-_LIGHT = torch.tensor([math.cos(math.radians(60)) * 0.6, -math.cos(math.radians(60)) * 0.8, math.sin(math.radians(60))])
+_LIGHT = torch.tensor(
+    [
+        math.cos(math.radians(60)) * 0.6,
+        -math.cos(math.radians(60)) * 0.8,
+        math.sin(math.radians(60)),
+    ]
+)
 
 
 def blinn_phong(gb: GBuffer, p: Params) -> torch.Tensor:

@@ -54,10 +54,19 @@ def prepare_real_data(data: DictConfig, material: MaterialConfig, cache_dir: Pat
     target = data.target_pixel_size_nm or material.pixel_size_nm
     size, stride = int(data.patch_size), int(data.stride)
     if size != material.image_size:
-        raise ConfigError("data.patch_size", f"must equal material.image_size ({material.image_size}), got {size}")
+        raise ConfigError(
+            "data.patch_size", f"must equal material.image_size ({material.image_size}), got {size}"
+        )
     if data.real_dir is None:
-        demo = ensure_demo(material, cache_dir, n_unlabeled=int(data.demo_images), size=2 * material.image_size)
-        raw, pixel, truth, labeled = demo.unlabeled_dir, material.pixel_size_nm, demo.truth, demo.labeled_dir
+        demo = ensure_demo(
+            material, cache_dir, n_unlabeled=int(data.demo_images), size=2 * material.image_size
+        )
+        raw, pixel, truth, labeled = (
+            demo.unlabeled_dir,
+            material.pixel_size_nm,
+            demo.truth,
+            demo.labeled_dir,
+        )
     else:
         raw = Path(str(data.real_dir)).expanduser()
         if not raw.is_dir():
@@ -148,7 +157,10 @@ def gan_module_from_cfg(cfg: DictConfig, material_raw: dict, n_train: int) -> GA
 
 def _param_stats(module: GANModule) -> dict[str, dict[str, float]]:
     _, params = module.render_eval()
-    return {k: {"mean": float(v.mean()), "std": float(v.std()) if v.numel() > 1 else 0.0} for k, v in params.items()}
+    return {
+        k: {"mean": float(v.mean()), "std": float(v.std()) if v.numel() > 1 else 0.0}
+        for k, v in params.items()
+    }
 
 
 def train_gan(cfg: DictConfig, material: MaterialConfig, out_dir: Path) -> dict:
@@ -250,7 +262,11 @@ def export_and_evaluate(cfg: DictConfig, module: GANModule, real: RealData, out_
 
     export_dir = out_dir / "synthetic"
     res = export_dataset(
-        module.generator, export_dir, int(cfg.export.n_images), seed=int(cfg.seed), batch_size=int(cfg.export.batch_size)
+        module.generator,
+        export_dir,
+        int(cfg.export.n_images),
+        seed=int(cfg.seed),
+        batch_size=int(cfg.export.batch_size),
     )
     out["export"] = {"dir": str(export_dir), **{k: v for k, v in res.items() if k != "out_dir"}}
     if not cfg.evaluate.enabled or real.labeled_dir is None:
@@ -270,7 +286,9 @@ def export_and_evaluate(cfg: DictConfig, module: GANModule, real: RealData, out_
         limit_train_batches=cfg.evaluate.limit_train_batches,
         pixel_size_nm=module.generator.material.pixel_size_nm,
         seed=int(cfg.seed),
-        accelerator="gpu" if torch.cuda.is_available() and cfg.trainer.accelerator in ("gpu", "auto") else "cpu",
+        accelerator="gpu"
+        if torch.cuda.is_available() and cfg.trainer.accelerator in ("gpu", "auto")
+        else "cpu",
     )
     out["evaluation"] = {
         "metrics": str(seg_dir / "metrics.json"),

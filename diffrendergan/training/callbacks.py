@@ -10,14 +10,14 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytorch_lightning as pl  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
-from pytorch_lightning.plugins.io import TorchCheckpointIO  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from PIL import Image
+from pytorch_lightning.plugins.io import TorchCheckpointIO
 
-from diffrendergan.utils.io import atomic_write  # noqa: E402
+from diffrendergan.utils.io import atomic_write
 
 MASK_COLOURS = np.array([[0, 0, 0], [40, 200, 90], [255, 60, 60]], dtype=np.float32)
 
@@ -39,7 +39,9 @@ def image_grid(real: np.ndarray, fake: np.ndarray, classes: np.ndarray, pad: int
         x = i * (w + pad)
         r = real[i, :h, :w]
         canvas[:h, x : x + w] = np.repeat(np.clip(r, 0, 1)[..., None] * 255, 3, -1).astype(np.uint8)
-        canvas[h + pad : 2 * h + pad, x : x + w] = np.repeat(np.clip(fake[i], 0, 1)[..., None] * 255, 3, -1).astype(np.uint8)
+        canvas[h + pad : 2 * h + pad, x : x + w] = np.repeat(
+            np.clip(fake[i], 0, 1)[..., None] * 255, 3, -1
+        ).astype(np.uint8)
         canvas[2 * (h + pad) :, x : x + w] = mask_overlay(fake[i], classes[i])
     return canvas
 
@@ -137,7 +139,10 @@ class DDPConsistencyCallback(pl.Callback):
         if trainer.world_size < 2:
             return
         local = torch.stack(
-            [torch.cat([p.detach().flatten().double() for p in m.parameters()]).sum() for m in (pl_module.generator, pl_module.discriminator)]
+            [
+                torch.cat([p.detach().flatten().double() for p in m.parameters()]).sum()
+                for m in (pl_module.generator, pl_module.discriminator)
+            ]
         )
         gathered = pl_module.all_gather(local.to(pl_module.device)).cpu()  # (world, 2)
         same = bool(torch.allclose(gathered, gathered[0:1].expand_as(gathered), rtol=1e-10, atol=1e-8))
@@ -146,7 +151,12 @@ class DDPConsistencyCallback(pl.Callback):
 
             atomic_write_json(
                 self.out_dir / "ddp_consistency.json",
-                {"epoch": trainer.current_epoch, "world_size": trainer.world_size, "identical": same, "checksums": gathered.tolist()},
+                {
+                    "epoch": trainer.current_epoch,
+                    "world_size": trainer.world_size,
+                    "identical": same,
+                    "checksums": gathered.tolist(),
+                },
             )
         if not same:
             raise RuntimeError(f"DDP ranks diverged: parameter checksums {gathered.tolist()}")

@@ -143,7 +143,9 @@ class GANModule(pl.LightningModule):
             return
         real = torch.cat(self._val_real)
         fake, params = self.render_eval()
-        local = torch.tensor([swd(real, fake, seed=0)["mean"], histogram_distance(real, fake)], device=self.device)
+        local = torch.tensor(
+            [swd(real, fake, seed=0)["mean"], histogram_distance(real, fake)], device=self.device
+        )
         if self.trainer.world_size > 1:  # every rank holds a shard of the real patches: average
             local = self.all_gather(local).reshape(-1, 2).mean(0)
         metrics = {"val/swd": float(local[0]), "val/hist_w1": float(local[1])}

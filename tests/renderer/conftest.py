@@ -53,9 +53,7 @@ def make_layout() -> Callable[..., Layout]:
     All particles use unit shape 0 of ``shape_seed`` (for spheres without roughness every unit
     shape is the same icosphere anyway)."""
 
-    def _make(
-        rows: list[list[float]], rotation: torch.Tensor | None = None, seed: int = 0
-    ) -> Layout:
+    def _make(rows: list[list[float]], rotation: torch.Tensor | None = None, seed: int = 0) -> Layout:
         xyzs = torch.tensor(rows, dtype=torch.float32).reshape(-1, 4)
         p = xyzs.shape[0]
         rot = torch.eye(3).expand(p, 3, 3).clone() if rotation is None else rotation

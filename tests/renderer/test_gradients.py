@@ -30,9 +30,7 @@ def gbuffer64(make_material, make_layout) -> GBuffer:
         make_layout([[4.3, 5.2, 3.0, 6.0], [8.6, 7.4, 2.5, 5.0]], seed=1),
         make_layout([[6.1, 6.3, 4.0, 8.0]], seed=2),
     ]
-    maps = rasterize_windowed(
-        [build_particles(lay, m) for lay in layouts], SIZE, 1.0, thickness=True
-    )
+    maps = rasterize_windowed([build_particles(lay, m) for lay in layouts], SIZE, 1.0, thickness=True)
     gb = build_gbuffer(maps, 1.0, azimuth_deg=60.0, texture_seeds=[1, 2])
     kw = {}
     for f in fields(GBuffer):
@@ -82,9 +80,7 @@ def test_optics_gradcheck() -> None:
 
     # Fast mode (random projections of the Jacobian): the full Jacobian of the grouped
     # convolutions costs one backward pass per output pixel, seconds on two CPU cores.
-    assert gradcheck(
-        fn, (signal, blur, gain, offset), eps=1e-6, atol=1e-6, rtol=1e-4, fast_mode=True
-    )
+    assert gradcheck(fn, (signal, blur, gain, offset), eps=1e-6, atol=1e-6, rtol=1e-4, fast_mode=True)
     # The blur width alone, against a central difference of the summed squared output.
     b = blur.detach().clone().requires_grad_(True)
     (fn(signal.detach(), b, gain, offset) ** 2).sum().backward()
@@ -103,9 +99,7 @@ def test_optics_gradcheck() -> None:
 
 def test_add_noise_gradcheck() -> None:
     g = torch.Generator().manual_seed(2)
-    x = (0.3 + 0.4 * torch.rand(2, 1, SIZE, SIZE, generator=g, dtype=torch.float64)).requires_grad_(
-        True
-    )
+    x = (0.3 + 0.4 * torch.rand(2, 1, SIZE, SIZE, generator=g, dtype=torch.float64)).requires_grad_(True)
     shot = torch.tensor([0.02, 0.04], dtype=torch.float64, requires_grad=True)
     read = torch.tensor([0.01, 0.02], dtype=torch.float64, requires_grad=True)
     gen = torch.Generator()
@@ -135,9 +129,7 @@ def test_param_space_to_physical_gradcheck(shipped_material) -> None:
         r = space.ranges[n]
         expected = r.low + (r.high - r.low) * u.detach()[:, i]
         assert torch.allclose(phys[n], expected, atol=1e-6)
-    assert torch.allclose(
-        space.to_unit({k: v.float() for k, v in phys.items()}).double(), u, atol=1e-5
-    )
+    assert torch.allclose(space.to_unit({k: v.float() for k, v in phys.items()}).double(), u, atol=1e-5)
 
 
 def test_renderer_shade_gradcheck(make_material, make_layout) -> None:
@@ -186,9 +178,7 @@ def test_soft_coverage_size_gradient_matches_finite_difference(make_material, ma
     cov.sum().backward()
     h = 0.05
     with torch.no_grad():
-        fd = (coverage(torch.tensor([d0 + h])).sum() - coverage(torch.tensor([d0 - h])).sum()) / (
-            2 * h
-        )
+        fd = (coverage(torch.tensor([d0 + h])).sum() - coverage(torch.tensor([d0 - h])).sum()) / (2 * h)
     assert d.grad.item() > 0
     assert d.grad.item() == pytest.approx(fd.item(), rel=0.03)
 
@@ -206,9 +196,7 @@ def test_soft_coverage_size_gradient_matches_disc_area(make_material, make_layou
     ij = ij.reshape(-1, 2).float()
     xy = ij * cell + cell / 2 + (ij + 0.5) / k
     n = xy.shape[0]
-    layout = make_layout(
-        torch.cat([xy, torch.full((n, 1), d0 / 2), torch.full((n, 1), d0)], 1).tolist()
-    )
+    layout = make_layout(torch.cat([xy, torch.full((n, 1), d0 / 2), torch.full((n, 1), d0)], 1).tolist())
     d = torch.tensor(d0, requires_grad=True)
     cov = soft_coverage(
         [build_particles(layout, m, sizes=d.expand(n))], size, 1.0, blur_px=0.5, faces_per_pixel=24

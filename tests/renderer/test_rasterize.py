@@ -14,9 +14,7 @@ from diffrendergan.scene.layout import Layout, build_particles, sample_layout
 
 
 @pytest.mark.parametrize("seed", [3, 4])
-def test_windowed_matches_full_reference(
-    seed: int, shipped_material: Callable[..., MaterialConfig]
-) -> None:
+def test_windowed_matches_full_reference(seed: int, shipped_material: Callable[..., MaterialConfig]) -> None:
     m = shipped_material("tio2", image_size=128)
     layout = sample_layout(m, seed)
     assert layout.n >= 5
@@ -103,9 +101,7 @@ def test_empty_layout_is_all_substrate(make_material, make_layout) -> None:
     ):
         assert maps.instance.shape == (2, 32, 32) and (maps.instance == 0).all()
         assert (maps.height == 0).all()
-        assert torch.equal(
-            maps.normal, torch.tensor([0.0, 0.0, 1.0]).view(1, 3, 1, 1).expand(2, 3, 32, 32)
-        )
+        assert torch.equal(maps.normal, torch.tensor([0.0, 0.0, 1.0]).view(1, 3, 1, 1).expand(2, 3, 32, 32))
         if maps.thickness is not None:
             assert (maps.thickness == 0).all()
 
@@ -125,9 +121,7 @@ def test_sphere_thickness_at_centre(make_material, make_layout) -> None:
 
 def test_overlapping_spheres_higher_one_wins(make_material, make_layout) -> None:
     # A big sphere (top at 24 nm) and a small one (top at 12 nm) overlapping in projection.
-    m, layout = _sphere(
-        make_material, make_layout, [[26.3, 32.2, 12.0, 24.0], [40.1, 32.7, 6.0, 12.0]]
-    )
+    m, layout = _sphere(make_material, make_layout, [[26.3, 32.2, 12.0, 24.0], [40.1, 32.7, 6.0, 12.0]])
     maps = rasterize_windowed([build_particles(layout, m)], 64, 1.0)
     ref = rasterize_full([build_particles(layout, m)], 64, 1.0)
     assert torch.equal(maps.instance, ref.instance)

@@ -55,7 +55,13 @@ def test_training_step_updates_both_networks(tmp_path: Path) -> None:
     module = GANModule(_material(), {}, layout_pool=4, n_eval=2)
     g0 = [p.detach().clone() for p in module.generator.parameters()]
     d0 = [p.detach().clone() for p in module.discriminator.parameters()]
-    trainer = pl.Trainer(max_steps=2, logger=False, enable_checkpointing=False, enable_progress_bar=False, accelerator="cpu")
+    trainer = pl.Trainer(
+        max_steps=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        accelerator="cpu",
+    )
     real = torch.rand(4, 1, 64, 64)
     trainer.fit(module, torch.utils.data.DataLoader(real, batch_size=2))
     assert any(not torch.equal(a, b) for a, b in zip(g0, module.generator.parameters()))
@@ -80,7 +86,13 @@ def test_ranks_draw_different_layouts() -> None:
 
 def test_checkpoint_roundtrip_rebuilds_generator(tmp_path: Path) -> None:
     module = GANModule(_material(), {}, layout_pool=4, n_eval=2)
-    trainer = pl.Trainer(max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False, accelerator="cpu")
+    trainer = pl.Trainer(
+        max_steps=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        accelerator="cpu",
+    )
     trainer.fit(module, torch.utils.data.DataLoader(torch.rand(2, 1, 64, 64), batch_size=2))
     path = tmp_path / "g.ckpt"
     trainer.save_checkpoint(path)
