@@ -48,6 +48,9 @@ bench: install ## quick benchmark, prints JSON
 bench-full: install ## benchmark with scaling curves
 	$(PY) -m benchmarks.run --full
 
+sweep: install ## validate configs/sweep/$(MATERIAL).yaml and create the W&B sweep (prints `wandb agent ...`)
+	$(PY) -m experiments.sweep configs/sweep/$(MATERIAL).yaml --create
+
 lock: ## regenerate requirements.lock from the current venv
 	$(PY) -m pip freeze --exclude-editable | grep -v '^-e ' > requirements.lock
 

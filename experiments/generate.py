@@ -1,6 +1,6 @@
 """Export a pixel-annotated synthetic dataset from a trained GAN or the no-GAN baseline.
 
-    python -m experiments.generate +material=tio2 checkpoint=<gan.ckpt|none> n_images=1000 out_dir=...
+python -m experiments.generate +material=tio2 checkpoint=<gan.ckpt|none> n_images=1000 out_dir=...
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Weight-free realism metrics (SWD, grey-level histogram W1) between real and synthetic images.
 
-    python -m experiments.realism real_dir=... fake_dir=... [out_dir=...]
+python -m experiments.realism real_dir=... fake_dir=... [out_dir=...]
 """
 
 from __future__ import annotations

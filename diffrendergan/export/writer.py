@@ -210,9 +210,7 @@ def _clean_temp_files(out: Path) -> None:
 def _check_record(rec: dict, seed: int, baseline: bool, out: Path) -> None:
     """An existing line must come from the same export settings, or resuming would mix sets."""
     i = int(rec["id"])
-    if bool(rec.get("baseline")) != baseline or int(rec.get("seed", -1)) not in set(
-        candidate_seeds(seed, i)
-    ):
+    if bool(rec.get("baseline")) != baseline or int(rec.get("seed", -1)) not in set(candidate_seeds(seed, i)):
         raise ConfigError(
             "out_dir",
             f"{out} already holds image {image_id(i)} of a different export "
@@ -252,9 +250,7 @@ def export_dataset(
     records = _read_metadata(meta_path)
     for rec in records.values():
         _check_record(rec, seed, baseline, out)
-    done = {
-        i for i in range(n_images) if i in records and all(p.exists() for p in _files(out, image_id(i)))
-    }
+    done = {i for i in range(n_images) if i in records and all(p.exists() for p in _files(out, image_id(i)))}
     stale = [i for i in records if i < n_images and i not in done]
     for i in stale:  # a line whose files were lost: redo the image, drop the line
         del records[i]

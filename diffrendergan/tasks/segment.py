@@ -173,6 +173,11 @@ def overlay(full: np.ndarray, instances: np.ndarray) -> np.ndarray:
     return rgb
 
 
+def _save_png(path: Path, arr: np.ndarray) -> None:
+    """uint16 (H, W) -> 16-bit PNG, uint8 (H, W, 3) -> RGB PNG; atomic."""
+    atomic_write(path, lambda p: Image.fromarray(arr).save(p, format="PNG"))
+
+
 def _json_safe(obj: Any) -> Any:
     """NaN/inf -> None (strict JSON), numpy scalars -> Python."""
     if isinstance(obj, dict):
@@ -209,14 +214,8 @@ def evaluate_folder(
         rec = segmetrics.evaluate_image(t.classes, instances, pred_classes, pixel_size_nm)
         full_inst = np.zeros(t.full.shape, dtype=np.uint16)
         full_inst[: t.image.shape[0]] = instances.astype(np.uint16)
-        atomic_write(
-            out / "predictions" / f"{t.stem}.png",
-            lambda p, a=full_inst: Image.fromarray(a).save(p, format="PNG"),
-        )
-        atomic_write(
-            out / "overlays" / f"{t.stem}.png",
-            lambda p, a=overlay(t.full, full_inst): Image.fromarray(a).save(p, format="PNG"),
-        )
+        _save_png(out / "predictions" / f"{t.stem}.png", full_inst)
+        _save_png(out / "overlays" / f"{t.stem}.png", overlay(t.full, full_inst))
         size = {"height": t.full.shape[0], "width": t.full.shape[1], "bar_rows": t.bar_rows}
         per_image.append({"stem": t.stem, **size, **rec})
     summary: dict[str, Any] = {
@@ -358,6 +357,10 @@ def run_segmentation(
         accelerator,
         progress,
     )
+
+    if accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
+        module.to("cuda")  # Lightning hands the module back on the CPU after fit
+    module.eval()
 
     def predict(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         probs = module.predict_full(image, tile=tile, overlap=overlap)

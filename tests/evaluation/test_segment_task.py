@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytorch_lightning as pl
 import pytest
+import pytorch_lightning as pl
 import torch
 import yaml
 from PIL import Image
@@ -76,9 +76,7 @@ def test_run_segmentation_on_export(export_dir: Path, tmp_path: Path) -> None:
     assert is_synthetic_folder(export_dir) and not is_synthetic_folder(lab)
     torch.set_num_threads(2)
     out = tmp_path / "seg"
-    m = run_segmentation(
-        export_dir, lab, out, val_dir=lab, max_epochs=1, batch_size=4, progress=False
-    )
+    m = run_segmentation(export_dir, lab, out, val_dir=lab, max_epochs=1, batch_size=4, progress=False)
     saved = json.loads((out / "metrics.json").read_text())
     for k in KEYS:
         assert 0.0 <= saved[k] <= 1.0, k
@@ -95,6 +93,7 @@ def test_run_segmentation_on_export(export_dir: Path, tmp_path: Path) -> None:
     assert not [p for p in out.rglob(".*") if p.is_file()]
 
 
+@pytest.mark.slow
 def test_run_segmentation_on_real_folder_and_finetune(export_dir: Path, tmp_path: Path) -> None:
     lab = write_labeled(tmp_path / "lab")
     pre = run_segmentation(export_dir, lab, tmp_path / "pre", max_epochs=1, progress=False)
@@ -123,6 +122,7 @@ def test_realism_from_folders(export_dir: Path, tmp_path: Path) -> None:
     assert set(json.loads((tmp_path / "r.json").read_text())) >= {"swd", "swd_levels", "hist_w1"}
 
 
+@pytest.mark.slow
 def test_run_comparison_rows_and_outputs(tmp_path: Path) -> None:
     from diffrendergan.training.gan_module import GANModule
 
