@@ -18,7 +18,8 @@ from experiments._common import one_line_errors, output_dir, require_material
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="run")
 @one_line_errors
-def main(cfg: DictConfig) -> dict:
+def main(cfg: DictConfig) -> float | None:
+    """Returns the best realism value (SWD), so Hydra sweepers (e.g. Optuna) can minimise it."""
     from diffrendergan.tasks.train import train_gan
 
     material = require_material(cfg)
@@ -40,7 +41,7 @@ def main(cfg: DictConfig) -> dict:
         print(f"best generator  {summary['checkpoint']}")
         print(f"outputs         {out}  (summary.json, grids/, histograms/, synthetic/, csv/)")
         print(json.dumps({"summary": str(out / "summary.json")}))
-    return summary
+    return summary["realism"]["best"] if summary else None
 
 
 if __name__ == "__main__":

@@ -68,11 +68,13 @@ class DemoSet:
 
 
 def _scaled_material(material: MaterialConfig, size: int) -> MaterialConfig:
-    """Same specimen over a larger field: particle counts scale with the field's area."""
+    """Same specimen over a larger field: particle and agglomerate counts scale with the area, so a
+    256-px crop of the demo looks like one image of the generator's own scene law."""
     k = (size / material.image_size) ** 2
     c = material.count
     count = CountLaw(c.kind, round(c.n * k), round(c.low * k), round(c.high * k), c.mean * k)
-    return replace(material, image_size=size, count=count)
+    placement = replace(material.placement, max_agglomerates=max(1, round(material.placement.max_agglomerates * k)))
+    return replace(material, image_size=size, count=count, placement=placement)
 
 
 def add_nuisances(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:

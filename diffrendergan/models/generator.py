@@ -9,6 +9,7 @@ network learns; geometry, and therefore the masks, are exact.
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import replace
 
 import torch
 from torch import nn
@@ -16,9 +17,12 @@ from torch import nn
 from diffrendergan.config import MaterialConfig, RendererConfig
 from diffrendergan.errors import ConfigError
 from diffrendergan.models.param_net import PARAM_NETS
+from diffrendergan.models.topography import Topography
+from diffrendergan.noise.detector import add_noise, optics
 from diffrendergan.rendering.renderer import MicroscopyRenderer, RenderOutput
+from diffrendergan.rendering.soft import dilate_into_background, soft_coverage
 from diffrendergan.scene.laws import size_law_moments
-from diffrendergan.scene.layout import Layout, layouts_to_tensor, sample_layout
+from diffrendergan.scene.layout import Layout, build_particles, layouts_to_tensor, sample_layout
 
 
 def default_max_particles(material: MaterialConfig) -> int:
@@ -87,3 +91,25 @@ class Generator(nn.Module):
     ) -> RenderOutput:
         gb = self.renderer.gbuffer(layouts)
         return self.renderer.shade(gb, self.unit_params(layouts), generator, noise=noise)
+
+    def forward_topography(
+        self, layouts: list[Layout], topography: Topography, generator: torch.Generator | None = None
+    ) -> RenderOutput:
+        """Render with gradients to the size law and particle count (geometry-gradient mode).
+
+        The shaded particle and substrate signals come from the hard G-buffer; a soft, differentiable
+        coverage map (sizes reparameterised, presence relaxed) blends them.
+        """
+        m, cfg = self.material, self.renderer.cfg
+        parts = [build_particles(lay, m, sizes=topography.sizes(lay)) for lay in layouts]
+        weights = [topography.presence(lay, generator) for lay in layouts]
+        cov = soft_coverage(parts, m.image_size, m.pixel_size_nm, cfg.blur_px, cfg.faces_per_pixel, weights)
+        gb = self.renderer.gbuffer(layouts, scale=1)
+        unit = self.unit_params(layouts)
+        params = self.space.to_physical(unit)
+        shader = self.renderer.shader
+        full = shader(gb, params)
+        substrate = shader(replace(gb, particle=torch.zeros_like(gb.particle)), params)
+        particle = dilate_into_background(full, gb.particle)
+        signal = cov.to(full) * particle + (1 - cov.to(full)) * substrate
+        return RenderOutput(add_noise(optics(signal, params), params, generator), params)

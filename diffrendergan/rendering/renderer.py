@@ -72,7 +72,8 @@ class MicroscopyRenderer:
     def gbuffer(self, layouts: list[Layout], scale: int | None = None) -> GBuffer:
         """G-buffers (B images) at ``scale`` x resolution (default: the supersampling factor)."""
         scale = self.cfg.supersample if scale is None else scale
-        keys = [(lay.seed, lay.shape_seed, lay.n, scale) for lay in layouts]
+        # The key includes the geometry itself: with topography learning a seed's layout changes.
+        keys = [(lay.seed, lay.shape_seed, lay.n, scale, float(lay.xyzs.sum())) for lay in layouts]
         missing = [i for i, k in enumerate(keys) if k not in self._cache]
         fresh = self._surfaces([layouts[i] for i in missing], scale) if missing else None
         out: list[GBuffer] = []

@@ -26,9 +26,13 @@ def soft_coverage(
     image_size: int,
     pixel_size_nm: float,
     blur_px: float = 1.0,
-    faces_per_pixel: int = 8,
+    faces_per_pixel: int = 24,
+    weights: list[torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """Differentiable particle coverage (B, 1, H, W) in [0, 1]."""
+    """Differentiable particle coverage (B, 1, H, W) in [0, 1].
+
+    ``weights``: optional per-image (P,) presence weights in [0, 1] multiplying each particle's
+    coverage (relaxed particle counts)."""
     h = w = image_size
     sigma_px2 = max(blur_px, 1e-3) ** 2 / math.log(1.0 / 1e-4 - 1.0)
     log_free = torch.zeros(len(particles) * h * w, dtype=torch.float32)
@@ -65,7 +69,10 @@ def soft_coverage(
             a = torch.where(d_px2 <= 0, torch.ones_like(d_px2), 2 * torch.sigmoid(-d_px2 / sigma_px2)) * (
                 p2f >= 0
             )
-            log_free_win = torch.log1p(-a.clamp(max=1 - 1e-6)).sum(-1)  # (N, S, S)
+            a = 1.0 - torch.prod(1.0 - a.clamp(max=1 - 1e-6), -1)  # particle coverage (N, S, S)
+            if weights is not None:
+                a = a * weights[b][idx].to(a)[:, None, None]
+            log_free_win = torch.log1p(-a.clamp(max=1 - 1e-6))
             rows = r0[idx, None] + torch.arange(s)[None]
             cols = c0[idx, None] + torch.arange(s)[None]
             ok = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]

@@ -13,18 +13,49 @@ import torch
 from diffrendergan.config import CountLaw, SizeLaw
 
 
-def sample_sizes(law: SizeLaw, n: int, gen: torch.Generator) -> torch.Tensor:
-    """Equivalent diameters (n,) in nm."""
+def sample_size_noise(law: SizeLaw, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """The randomness behind n size draws: standard normals eps (n,) and, for bimodal laws, which
+    mode each particle belongs to (n,) bool. Sizes are a deterministic function of these."""
     eps = torch.randn(n, generator=gen)
-    if law.kind == "lognormal":
-        d = math.exp(math.log(law.median_nm)) * torch.exp(law.sigma * eps)
-    elif law.kind == "gaussian":
-        d = law.mean_nm + law.std_nm * eps
-    elif law.kind == "bimodal":
+    if law.kind == "bimodal":
         second = torch.rand(n, generator=gen) < law.weight
-        d = torch.where(second, law.mean2_nm + law.std2_nm * eps, law.mean_nm + law.std_nm * eps)
-    else:  # validated in config; kept for direct callers
-        raise ValueError(f"unknown size law {law.kind!r}")
+    else:
+        second = torch.zeros(n, dtype=torch.bool)
+    return eps, second
+
+
+def sizes_from_noise(
+    kind: str,
+    eps: torch.Tensor,
+    second: torch.Tensor,
+    loc: torch.Tensor | float,
+    scale: torch.Tensor | float,
+    loc2: torch.Tensor | float = 0.0,
+    scale2: torch.Tensor | float = 0.0,
+) -> torch.Tensor:
+    """Reparameterised sizes (nm). lognormal: loc = ln(median), scale = sigma; gaussian/bimodal:
+    loc/scale = mean/std (nm) of the first mode, loc2/scale2 of the second. Differentiable in the
+    law parameters when they are tensors."""
+    if kind == "lognormal":
+        return torch.exp(loc + scale * eps)
+    if kind == "gaussian":
+        return loc + scale * eps
+    if kind == "bimodal":
+        return torch.where(second, loc2 + scale2 * eps, loc + scale * eps)
+    raise ValueError(f"unknown size law {kind!r}")
+
+
+def law_location(law: SizeLaw) -> dict[str, float]:
+    """The (loc, scale, loc2, scale2) of :func:`sizes_from_noise` for a configured law."""
+    if law.kind == "lognormal":
+        return {"loc": math.log(law.median_nm), "scale": law.sigma, "loc2": 0.0, "scale2": 0.0}
+    return {"loc": law.mean_nm, "scale": law.std_nm, "loc2": law.mean2_nm, "scale2": law.std2_nm}
+
+
+def sample_sizes(law: SizeLaw, n: int, gen: torch.Generator) -> torch.Tensor:
+    """Equivalent diameters (n,) in nm, clipped to [min_nm, max_nm]."""
+    eps, second = sample_size_noise(law, n, gen)
+    d = sizes_from_noise(law.kind, eps, second, **law_location(law))
     return d.clamp(law.min_nm, law.max_nm)
 
 

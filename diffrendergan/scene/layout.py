@@ -13,7 +13,7 @@ import torch
 
 from diffrendergan.config import MaterialConfig
 from diffrendergan.geometry.shapes import make_unit_shapes, random_rotations, vertex_normals
-from diffrendergan.scene.laws import sample_count, sample_sizes
+from diffrendergan.scene.laws import law_location, sample_count, sample_size_noise, sizes_from_noise
 from diffrendergan.scene.placement import place
 
 
@@ -34,6 +34,8 @@ class Layout:
     n_shapes: int
     n_requested: int
     seed: int
+    size_eps: torch.Tensor | None = None
+    size_second: torch.Tensor | None = None
 
     @property
     def n(self) -> int:
@@ -70,7 +72,9 @@ def sample_layout(material: MaterialConfig, seed: int) -> Layout:
     """Draw count, sizes, shapes, orientations and positions for one image (deterministic in seed)."""
     gen = torch.Generator().manual_seed(int(seed))
     n = sample_count(material.count, gen)
-    sizes = sample_sizes(material.size, n, gen)
+    eps, second = sample_size_noise(material.size, n, gen)
+    sizes = sizes_from_noise(material.size.kind, eps, second, **law_location(material.size))
+    sizes = sizes.clamp(material.size.min_nm, material.size.max_nm)
     shape_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen))
     flat = material.shape.family == "wire"
     rot = random_rotations(n, gen, flat=flat)
@@ -99,6 +103,8 @@ def sample_layout(material: MaterialConfig, seed: int) -> Layout:
         n_shapes=n,
         n_requested=n,
         seed=int(seed),
+        size_eps=eps[keep],
+        size_second=second[keep],
     )
 
 

@@ -46,7 +46,7 @@ from diffrendergan.utils.io import atomic_write, atomic_write_json
 log = logging.getLogger(__name__)
 
 OUTLINE_RGB = (255, 220, 0)
-INSTANCE_METHODS = ("boundary", "watershed")
+INSTANCE_METHODS = ("watershed", "boundary", "hybrid")
 
 # (H, W) cropped image -> (instances (H, W), predicted classes (H, W) or None)
 Predictor = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]
@@ -317,7 +317,7 @@ def run_segmentation(
     limit_train_batches: int | float | None = None,
     pixel_size_nm: float = 1.0,
     crop_bottom_px: int | None = None,
-    instance_method: str = "boundary",
+    instance_method: str = "watershed",
     seed: int = 0,
     accelerator: str = "cpu",
     crop_size: int = 256,

@@ -24,6 +24,7 @@ from diffrendergan.data.datasets import RealPatchDataModule
 from diffrendergan.data.demo import ensure_demo
 from diffrendergan.data.patches import prepare_patches
 from diffrendergan.errors import ConfigError, DataError
+from diffrendergan.models.topography import law_summary
 from diffrendergan.scene.laws import size_law_moments
 from diffrendergan.training.callbacks import (
     AtomicCheckpointIO,
@@ -152,6 +153,10 @@ def gan_module_from_cfg(cfg: DictConfig, material_raw: dict, n_train: int) -> GA
         layout_pool=pool,
         n_eval=int(m.n_eval),
         seed=int(cfg.seed),
+        learn_topography=bool(m.learn_topography),
+        learn_count=bool(m.learn_count),
+        lr_topo=float(m.lr_topo),
+        topo_init=OmegaConf.to_container(m.topo_init) if m.topo_init else None,  # type: ignore[arg-type]
     )
 
 
@@ -225,7 +230,7 @@ def train_gan(cfg: DictConfig, material: MaterialConfig, out_dir: Path) -> dict:
     best_module.eval()
     summary: dict[str, Any] = {
         "material": material.name,
-        "steps": int(trainer.global_step // 2),
+        "steps": int(module.batches_seen),
         "epochs": int(trainer.current_epoch),
         "realism": {
             "metric": "swd",
@@ -246,6 +251,10 @@ def train_gan(cfg: DictConfig, material: MaterialConfig, out_dir: Path) -> dict:
             "params": real.demo_truth["params"],
             "size_moments_nm": size_law_moments(material.size),
         }
+    if best_module.topography is not None:
+        summary["topography"] = {"units": "nm", "learned": best_module.topography.summary()}
+        if real.demo_truth is not None:  # the demo's hidden law is the configured one
+            summary["topography"]["truth"] = law_summary(material.size, material.count)
     summary.update(export_and_evaluate(cfg, best_module, real, out_dir))
     summary["wall_time_s"] = round(time.time() - t0, 1)
     atomic_write_json(out_dir / "summary.json", summary)

@@ -70,8 +70,7 @@ class ImageGridCallback(pl.Callback):
             return
         real = torch.cat(pl_module._val_real)[: self.n, 0].numpy()
         fake, _ = pl_module.render_eval()
-        seeds = pl_module.eval_seeds()[: self.n]
-        classes, _ = pl_module.generator.renderer.masks(pl_module.generator.layouts(seeds))
+        classes, _ = pl_module.generator.renderer.masks(pl_module.eval_layouts()[: self.n])
         grid = image_grid(real, fake[: self.n, 0].numpy(), classes.numpy())
         save_png(self.out_dir / _epoch_name(trainer), grid)
         for logger in trainer.loggers:

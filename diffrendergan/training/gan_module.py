@@ -11,14 +11,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from dataclasses import replace
+
 import pytorch_lightning as pl
 import torch
 
 from diffrendergan.config import material_from_dict, renderer_from_dict
+from diffrendergan.errors import ConfigError
 from diffrendergan.metrics.realism import histogram_distance, swd
 from diffrendergan.models.discriminator import PatchDiscriminator
 from diffrendergan.models.gan_losses import get_losses
 from diffrendergan.models.generator import Generator
+from diffrendergan.models.topography import Topography
 
 EVAL_SEED_BASE = 1_000_000_007  # evaluation layouts never collide with training seeds
 
@@ -32,6 +36,9 @@ class GANModule(pl.LightningModule):
         loss: "lsgan" (paper), "hinge" or "ns". lr_g, lr_d, betas: Adam (paper: 2e-4, 1e-4, (.5, .999)).
         layout_pool: size of the fixed layout pool (0 = fresh layouts every step).
         n_eval: evaluation renders per validation epoch. seed: base of all layout seeds.
+        learn_topography: also learn the size law (and particle count when ``learn_count``) through
+            soft rasterization; ``lr_topo`` is its learning rate and ``topo_init`` overrides the
+            material's size-law fields as the starting point (e.g. ``{"median_nm": 80}``).
     """
 
     def __init__(
@@ -52,6 +59,10 @@ class GANModule(pl.LightningModule):
         layout_pool: int = 64,
         n_eval: int = 16,
         seed: int = 0,
+        learn_topography: bool = False,
+        learn_count: bool = False,
+        lr_topo: float = 1e-2,
+        topo_init: dict[str, float] | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -61,6 +72,13 @@ class GANModule(pl.LightningModule):
         self.generator = Generator(mat, rnd, param_net, max_particles, hidden, layers, dropout)
         self.discriminator = PatchDiscriminator(1, d_base_filters, d_layers)
         self.d_loss_fn, self.g_loss_fn = get_losses(loss)
+        self.topography: Topography | None = None
+        if learn_topography:
+            try:
+                init = replace(mat.size, **(topo_init or {}))
+            except TypeError as exc:
+                raise ConfigError("model.topo_init", f"unknown size-law field: {exc}") from None
+            self.topography = Topography(mat, init_size=init, learn_count=learn_count)
         self._val_real: list[torch.Tensor] = []
         self.last_realism: dict[str, float] = {}
 
@@ -68,7 +86,12 @@ class GANModule(pl.LightningModule):
     def _train_seeds(self, batch_size: int) -> list[int]:
         """Layout seeds for this rank's next batch (two optimizer steps per batch)."""
         world = max(self.trainer.world_size, 1) if self._trainer is not None else 1
-        return self._train_seeds_for(self.global_rank, world, self.global_step // 2, batch_size)
+        return self._train_seeds_for(self.global_rank, world, self.batches_seen, batch_size)
+
+    @property
+    def batches_seen(self) -> int:
+        """Training batches so far (Lightning's global_step counts the G and D optimizer steps)."""
+        return self.global_step // 2
 
     def _train_seeds_for(self, rank: int, world: int, step: int, batch_size: int) -> list[int]:
         """A fixed pool (paper) sampled with a rank-specific stream, or fresh layouts that no two
@@ -80,27 +103,41 @@ class GANModule(pl.LightningModule):
             return [base + int(i) for i in torch.randint(hp.layout_pool, (batch_size,), generator=g)]
         return [base + 10_000_000 + (step * world + rank) * batch_size + i for i in range(batch_size)]
 
+    def eval_layouts(self):
+        """Fixed evaluation layouts (drawn from the current learned law when learning topography)."""
+        if self.topography is not None:
+            return self.topography.layouts(self.eval_seeds())
+        return self.generator.layouts(self.eval_seeds())
+
     def eval_seeds(self) -> list[int]:
         return [EVAL_SEED_BASE + self.hparams.seed * 1000 + i for i in range(self.hparams.n_eval)]
 
     # ---------------------------------------------------------------- training
     def configure_optimizers(self):
         hp = self.hparams
-        opt_g = torch.optim.Adam(self.generator.parameters(), lr=hp.lr_g, betas=tuple(hp.betas))
+        groups = [{"params": list(self.generator.parameters()), "lr": hp.lr_g}]
+        if self.topography is not None:  # same G loss, own learning rate
+            groups.append({"params": [p for p in self.topography.parameters() if p.requires_grad], "lr": hp.lr_topo})
+        opt_g = torch.optim.Adam(groups, lr=hp.lr_g, betas=tuple(hp.betas))
         opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=hp.lr_d, betas=tuple(hp.betas))
         return opt_g, opt_d
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> None:
         opt_g, opt_d = self.optimizers()
         real = batch
-        layouts = self.generator.layouts(self._train_seeds(real.shape[0]))
-        fake = self.generator(layouts).image
+        seeds = self._train_seeds(real.shape[0])
+        if self.topography is not None:
+            fake = self.generator.forward_topography(self.topography.layouts(seeds), self.topography).image
+        else:
+            fake = self.generator(self.generator.layouts(seeds)).image
 
         with self.toggled_optimizer(opt_g):
             loss_g = self.g_loss_fn(self.discriminator(fake))
             opt_g.zero_grad()
             self.manual_backward(loss_g)
             opt_g.step()
+            if self.topography is not None:
+                self.topography.update_ema()
 
         with self.toggled_optimizer(opt_d):
             d_real = self.discriminator(real)
@@ -134,7 +171,7 @@ class GANModule(pl.LightningModule):
         was_training = self.generator.training
         self.generator.eval()
         gen = torch.Generator(device=self.device).manual_seed(12345)
-        out = self.generator(self.generator.layouts(self.eval_seeds()), generator=gen)
+        out = self.generator(self.eval_layouts(), generator=gen)
         self.generator.train(was_training)
         return out.image.cpu(), {k: v.cpu() for k, v in out.params.items()}
 
@@ -151,6 +188,10 @@ class GANModule(pl.LightningModule):
         metrics = {"val/swd": float(local[0]), "val/hist_w1": float(local[1])}
         self.last_realism = metrics
         self.log_dict(metrics, prog_bar=True)
+        if self.topography is not None:
+            for k, v in self.topography.summary().items():
+                if v is not None:
+                    self.log(f"topography/{k}", float(v))
         for name, v in params.items():
             self.log(f"params/{name}_mean", v.mean(), sync_dist=True)
             self.log(f"params/{name}_std", v.std() if v.numel() > 1 else torch.zeros(()), sync_dist=True)

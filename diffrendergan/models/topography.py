@@ -1,0 +1,150 @@
+"""Learnable topography: the particle size law and the particle count, fitted end to end.
+
+Sizes are reparameterised draws ``sizes = f(law params, eps)`` (lognormal: ``exp(mu + sigma eps)``;
+gaussian and bimodal: ``mean + std eps`` per mode) with the noise eps stored in each layout, so the
+adversarial loss reaches mu and sigma through PyTorch3D's soft silhouettes (see
+:mod:`diffrendergan.rendering.soft`). Positions come from placing the *current* law's sizes; they are
+treated as constants within a step (their dependence on size is not differentiated).
+
+The particle count is discrete. Every image gets ``count.high`` particle slots and each slot is
+present with probability p = sigmoid(logit), relaxed with a binary Concrete (Gumbel-sigmoid)
+sample so that the presence weight multiplies the particle's soft coverage and gradients reach p
+pathwise. We chose the relaxation over a score-function (REINFORCE) estimator because the image
+depends smoothly on a particle's coverage and the pathwise gradient has far lower variance; the
+bias from the relaxation vanishes as the temperature goes to 0. The mixture weight of a bimodal law
+is kept fixed (only its means and stds learn).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import torch
+from torch import nn
+
+from diffrendergan.config import CountLaw, MaterialConfig, SizeLaw
+from diffrendergan.scene.laws import law_location, size_law_moments, sizes_from_noise
+from diffrendergan.scene.layout import Layout, sample_layout
+
+
+class Topography(nn.Module):
+    """Learnable size law (+ optional count) of one material."""
+
+    def __init__(
+        self,
+        material: MaterialConfig,
+        init_size: SizeLaw | None = None,
+        learn_count: bool = True,
+        temperature: float = 0.5,
+        ema_decay: float = 0.98,
+    ):
+        super().__init__()
+        self.material = material
+        law = init_size or material.size
+        self.kind = law.kind
+        self.base_law = law
+        loc = law_location(law)
+        self.loc = nn.Parameter(torch.tensor(float(loc["loc"])))
+        self.log_scale = nn.Parameter(torch.tensor(math.log(max(loc["scale"], 1e-3))))
+        if law.kind == "bimodal":
+            self.loc2 = nn.Parameter(torch.tensor(float(loc["loc2"])))
+            self.log_scale2 = nn.Parameter(torch.tensor(math.log(max(loc["scale2"], 1e-3))))
+        self.learn_count = learn_count
+        c = material.count
+        self.slots = int(c.n if c.kind == "fixed" else c.high)
+        mean_count = {"fixed": c.n, "uniform": 0.5 * (c.low + c.high), "poisson": c.mean}[c.kind]
+        p0 = min(max(mean_count / max(self.slots, 1), 0.05), 0.95)
+        self.count_logit = nn.Parameter(torch.tensor(math.log(p0 / (1 - p0))), requires_grad=learn_count)
+        self.temperature = temperature
+        # Polyak average of the law parameters: the adversarial signal makes the raw values
+        # oscillate around the optimum; the average is the estimate we report.
+        self.ema_decay = ema_decay
+        self.register_buffer("ema", self._flat().detach().clone())
+        self.register_buffer("ema_steps", torch.zeros((), dtype=torch.long))
+
+    def _flat(self) -> torch.Tensor:
+        return torch.stack([p.reshape(()) for _, p in sorted(self.named_parameters())])
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        """Call after each optimizer step (bias-corrected, so early values are not dragged to init)."""
+        self.ema_steps += 1
+        d = min(self.ema_decay, 1.0 - 1.0 / float(self.ema_steps + 1))
+        self.ema.mul_(d).add_((1 - d) * self._flat())
+
+    def _averaged(self) -> dict[str, float]:
+        names = [n for n, _ in sorted(self.named_parameters())]
+        return {n: float(v) for n, v in zip(names, self.ema)}
+
+    # ------------------------------------------------------------------ laws
+    def current_law(self, averaged: bool = False) -> SizeLaw:
+        """The law with the current (detached) values, for sampling positions; ``averaged`` uses
+        the Polyak average instead (the reported estimate)."""
+        v = self._averaged() if averaged else {n: float(p.detach()) for n, p in self.named_parameters()}
+        scale = math.exp(v["log_scale"])
+        if self.kind == "lognormal":
+            return replace(self.base_law, median_nm=math.exp(v["loc"]), sigma=scale)
+        law = replace(self.base_law, mean_nm=v["loc"], std_nm=scale)
+        if self.kind == "bimodal":
+            law = replace(law, mean2_nm=v["loc2"], std2_nm=math.exp(v["log_scale2"]))
+        return law
+
+    def sampling_material(self) -> MaterialConfig:
+        """Material whose layouts have one slot per possible particle, sized by the current law."""
+        count = CountLaw(kind="fixed", n=self.slots) if self.learn_count else self.material.count
+        return replace(self.material, size=self.current_law(), count=count)
+
+    def layouts(self, seeds: list[int]) -> list[Layout]:
+        mat = self.sampling_material()
+        return [sample_layout(mat, s) for s in seeds]
+
+    def sizes(self, layout: Layout) -> torch.Tensor:
+        """Reparameterised sizes (P,) of a layout drawn from :meth:`layouts`; equal in value to the
+        layout's sizes, differentiable in the law parameters."""
+        assert layout.size_eps is not None and layout.size_second is not None
+        eps, second = layout.size_eps.to(self.loc), layout.size_second.to(self.loc.device)
+        kw = {"loc": self.loc, "scale": self.log_scale.exp()}
+        if self.kind == "bimodal":
+            kw.update(loc2=self.loc2, scale2=self.log_scale2.exp())
+        lo, hi = self.base_law.min_nm, self.base_law.max_nm
+        return sizes_from_noise(self.kind, eps, second, **kw).clamp(lo, hi)
+
+    def presence(self, layout: Layout, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Relaxed Bernoulli presence weight per particle slot (P,) in (0, 1); ones without count
+        learning."""
+        if not self.learn_count:
+            return torch.ones(layout.n, device=self.loc.device)
+        u = torch.rand(layout.n, generator=generator).to(self.loc).clamp(1e-6, 1 - 1e-6)
+        logistic = torch.log(u) - torch.log1p(-u)
+        return torch.sigmoid((self.count_logit + logistic) / self.temperature)
+
+    # --------------------------------------------------------------- reports
+    def summary(self, averaged: bool = True) -> dict[str, float | None]:
+        """Learned law in nm: mean/std of sizes, the law's own parameters, expected count
+        (Polyak-averaged by default)."""
+        law = self.current_law(averaged)
+        out: dict[str, float | None] = dict(size_law_moments(law))
+        out.update(_law_fields(law))
+        logit = self._averaged()["count_logit"] if averaged else float(self.count_logit.detach())
+        out["expected_count"] = self.slots / (1.0 + math.exp(-logit)) if self.learn_count else None
+        return out
+
+
+def _law_fields(law: SizeLaw) -> dict[str, float]:
+    if law.kind == "lognormal":
+        return {"median_nm": law.median_nm, "sigma": law.sigma}
+    out = {"mean1_nm": law.mean_nm, "std1_nm": law.std_nm}
+    if law.kind == "bimodal":
+        out.update(mean2_nm=law.mean2_nm, std2_nm=law.std2_nm, weight=law.weight)
+    return out
+
+
+def law_summary(law: SizeLaw, count: CountLaw) -> dict[str, float]:
+    """The same keys as :meth:`Topography.summary` for a configured (e.g. the demo's true) law."""
+    out: dict[str, float] = dict(size_law_moments(law))
+    out.update(_law_fields(law))
+    out["expected_count"] = {"fixed": count.n, "uniform": 0.5 * (count.low + count.high), "poisson": count.mean}[
+        count.kind
+    ]
+    return out
