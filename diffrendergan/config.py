@@ -115,7 +115,7 @@ class RendererConfig:
     """Rasterization settings. ``windowed`` rasterizes every particle in its own screen window and
     composites by depth (cost ~ particles x window pixels x faces per particle) instead of every
     face against every pixel. ``supersample`` renders at k x resolution and average-pools.
-    Soft settings (``blur_px``, ``faces_per_pixel``, ``sigma``, ``gamma``) apply in ``geometry_grad``
+    Soft settings (``blur_px``, ``faces_per_pixel``, ``sigma_px2``) apply in ``geometry_grad``
     mode only: with fixed geometry, hard fragments give exact shading gradients.
     """
 
@@ -125,8 +125,7 @@ class RendererConfig:
     geometry_grad: bool = False
     blur_px: float = 1.0
     faces_per_pixel: int = 24
-    sigma: float = 1e-4
-    gamma: float = 1e-4
+    sigma_px2: float | None = None
     min_instance_px: int = 8
     min_background_fraction: float = 0.05
 
@@ -256,7 +255,8 @@ def renderer_from_dict(raw: Mapping[str, Any] | None, key: str = "renderer") -> 
     if not 1 <= r.faces_per_pixel <= 150:
         raise ConfigError(f"{key}.faces_per_pixel", "expected 1..150 (PyTorch3D compile-time cap)")
     _positive(f"{key}.blur_px", r.blur_px, allow_zero=True)
-    _positive(f"{key}.sigma", r.sigma)
+    if r.sigma_px2 is not None:
+        _positive(f"{key}.sigma_px2", r.sigma_px2)
     if not 0 <= r.min_background_fraction < 1:
         raise ConfigError(f"{key}.min_background_fraction", "expected a fraction in [0, 1)")
     return r

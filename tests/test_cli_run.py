@@ -55,6 +55,7 @@ def test_smoke_run_writes_summary(tmp_path: Path, cache_dir: Path) -> None:
     assert Path(summary["checkpoint"]).exists()
     assert (out / "checkpoints" / "last.ckpt").exists()
     assert (out / "csv" / "metrics.csv").exists()
+    assert "material:" in (out / "config.yaml").read_text()
     assert (out / "grids" / "initial.png").exists() and (out / "grids" / "epoch_001.png").exists()
     assert (out / "histograms" / "epoch_001.png").exists()
     assert not list(out.rglob(".*.tmp*")), "temporary files left behind"

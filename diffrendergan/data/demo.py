@@ -73,7 +73,9 @@ def _scaled_material(material: MaterialConfig, size: int) -> MaterialConfig:
     k = (size / material.image_size) ** 2
     c = material.count
     count = CountLaw(c.kind, round(c.n * k), round(c.low * k), round(c.high * k), c.mean * k)
-    placement = replace(material.placement, max_agglomerates=max(1, round(material.placement.max_agglomerates * k)))
+    placement = replace(
+        material.placement, max_agglomerates=max(1, round(material.placement.max_agglomerates * k))
+    )
     return replace(material, image_size=size, count=count, placement=placement)
 
 

@@ -9,7 +9,6 @@ network learns; geometry, and therefore the masks, are exact.
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import replace
 
 import torch
 from torch import nn
@@ -18,9 +17,7 @@ from diffrendergan.config import MaterialConfig, RendererConfig
 from diffrendergan.errors import ConfigError
 from diffrendergan.models.param_net import PARAM_NETS
 from diffrendergan.models.topography import Topography
-from diffrendergan.noise.detector import add_noise, optics
 from diffrendergan.rendering.renderer import MicroscopyRenderer, RenderOutput
-from diffrendergan.rendering.soft import dilate_into_background, soft_coverage
 from diffrendergan.scene.laws import size_law_moments
 from diffrendergan.scene.layout import Layout, build_particles, layouts_to_tensor, sample_layout
 
@@ -97,19 +94,8 @@ class Generator(nn.Module):
     ) -> RenderOutput:
         """Render with gradients to the size law and particle count (geometry-gradient mode).
 
-        The shaded particle and substrate signals come from the hard G-buffer; a soft, differentiable
-        coverage map (sizes reparameterised, presence relaxed) blends them.
+        Sizes are reparameterised and presence relaxed; see :meth:`MicroscopyRenderer.render_soft`.
         """
-        m, cfg = self.material, self.renderer.cfg
-        parts = [build_particles(lay, m, sizes=topography.sizes(lay)) for lay in layouts]
+        parts = [build_particles(lay, self.material, sizes=topography.sizes(lay)) for lay in layouts]
         weights = [topography.presence(lay, generator) for lay in layouts]
-        cov = soft_coverage(parts, m.image_size, m.pixel_size_nm, cfg.blur_px, cfg.faces_per_pixel, weights)
-        gb = self.renderer.gbuffer(layouts, scale=1)
-        unit = self.unit_params(layouts)
-        params = self.space.to_physical(unit)
-        shader = self.renderer.shader
-        full = shader(gb, params)
-        substrate = shader(replace(gb, particle=torch.zeros_like(gb.particle)), params)
-        particle = dilate_into_background(full, gb.particle)
-        signal = cov.to(full) * particle + (1 - cov.to(full)) * substrate
-        return RenderOutput(add_noise(optics(signal, params), params, generator), params)
+        return self.renderer.render_soft(layouts, parts, weights, self.unit_params(layouts), generator)

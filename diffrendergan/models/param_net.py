@@ -12,6 +12,13 @@ from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
 
+def _head(hidden: int, out_dim: int) -> nn.Linear:
+    head = nn.Linear(hidden, out_dim)
+    nn.init.xavier_uniform_(head.weight)
+    nn.init.zeros_(head.bias)
+    return head
+
+
 def _mlp(d_in: int, hidden: int, layers: int, dropout: float, norm: bool) -> nn.Sequential:
     mods: list[nn.Module] = []
     d = d_in
@@ -41,9 +48,7 @@ class MLPParamNet(nn.Module):
         super().__init__()
         self.max_particles = max_particles
         self.body = _mlp(max_particles * 4, hidden, layers, dropout, norm=True)
-        self.head = nn.Linear(hidden, out_dim)
-        nn.init.xavier_uniform_(self.head.weight)
-        nn.init.zeros_(self.head.bias)
+        self.head = _head(hidden, out_dim)
 
     def forward(self, layout: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         x = (layout * mask[..., None]).flatten(1)
@@ -65,9 +70,7 @@ class DeepSetsParamNet(nn.Module):
         self.max_particles = max_particles
         self.phi = _mlp(4, hidden, 2, 0.0, norm=True)
         self.rho = _mlp(2 * hidden + 1, hidden, max(layers - 2, 1), dropout, norm=True)
-        self.head = nn.Linear(hidden, out_dim)
-        nn.init.xavier_uniform_(self.head.weight)
-        nn.init.zeros_(self.head.bias)
+        self.head = _head(hidden, out_dim)
 
     def forward(self, layout: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         h = self.phi(layout)  # (B, P, H)

@@ -144,7 +144,9 @@ def law_summary(law: SizeLaw, count: CountLaw) -> dict[str, float]:
     """The same keys as :meth:`Topography.summary` for a configured (e.g. the demo's true) law."""
     out: dict[str, float] = dict(size_law_moments(law))
     out.update(_law_fields(law))
-    out["expected_count"] = {"fixed": count.n, "uniform": 0.5 * (count.low + count.high), "poisson": count.mean}[
-        count.kind
-    ]
+    out["expected_count"] = {
+        "fixed": count.n,
+        "uniform": 0.5 * (count.low + count.high),
+        "poisson": count.mean,
+    }[count.kind]
     return out

@@ -71,7 +71,8 @@ def _to_ndc(
 def _raster(verts_ndc: torch.Tensor, faces: torch.Tensor, normals: torch.Tensor, size: int):
     """Rasterize N meshes (N, V, 3) into (N, size, size) windows; nearest face per pixel.
 
-    Returns face-hit mask (N, S, S), zbuf (N, S, S) and interpolated normals (N, S, S, 3).
+    Returns packed face index (N, S, S) (-1 = empty), zbuf (N, S, S) and interpolated normals
+    (N, S, S, 3).
     """
     meshes = Meshes(verts=verts_ndc, faces=faces)
     p2f, zbuf, bary, _ = rasterize_meshes(
@@ -83,12 +84,11 @@ def _raster(verts_ndc: torch.Tensor, faces: torch.Tensor, normals: torch.Tensor,
         perspective_correct=False,
     )
     p2f, zbuf, bary = p2f[..., 0], zbuf[..., 0], bary[..., 0, :]
-    hit = p2f >= 0
     faces_packed = meshes.faces_packed()
     vn = normals.reshape(-1, 3)[faces_packed[p2f.clamp_min(0)]]  # (N, S, S, 3 verts, 3)
     n = (bary[..., None] * vn).sum(-2)
     n = n / n.norm(dim=-1, keepdim=True).clamp_min(1e-9)
-    return hit, zbuf, n
+    return p2f, zbuf, n
 
 
 def _size_class(s: torch.Tensor) -> torch.Tensor:
@@ -129,7 +129,7 @@ def rasterize_windowed(
         normals = torch.stack([particles[b].normals[p] for b, p, *_ in group])
         r0 = torch.tensor([e[2] for e in group])
         c0 = torch.tensor([e[3] for e in group])
-        hit, zbuf, nrm = _raster(
+        p2f, zbuf, nrm = _raster(
             _to_ndc(verts, r0, c0, size, pixel_size_nm, z_top, False), faces, normals, size
         )
         rows = r0[:, None] + torch.arange(size)[None]  # (N, S)
@@ -141,19 +141,19 @@ def rasterize_windowed(
             + rows[:, :, None].clamp_max(h - 1) * w
             + cols[:, None, :].clamp_max(w - 1)
         )
-        valid = hit & in_img
+        valid = (p2f >= 0) & in_img
         g_all.append(g[valid])
         d_all.append(zbuf[valid])
         inst = torch.tensor([e[1] + 1 for e in group])[:, None, None].expand_as(g)
         inst_all.append(inst[valid])
         n_all.append(nrm[valid])
         if thick is not None:
-            hit_b, zbuf_b, _ = _raster(
+            p2f_b, zbuf_b, _ = _raster(
                 _to_ndc(verts, r0, c0, size, pixel_size_nm, z_top, True), faces, normals, size
             )
             top = z_top - zbuf
             bottom = zbuf_b - z_top
-            both = valid & hit_b
+            both = valid & (p2f_b >= 0)
             thick.index_add_(0, g[both], (top - bottom)[both].clamp_min(0))
 
     instance = torch.zeros(total, dtype=torch.long)
@@ -197,20 +197,8 @@ def rasterize_full(particles: list[Particles], image_size: int, pixel_size_nm: f
         faces, face_particle = faces[keep], face_particle[keep]
         verts = part.verts.reshape(1, -1, 3)
         ndc = _to_ndc(verts, torch.zeros(1), torch.zeros(1), w, pixel_size_nm, z_top, False)
-        meshes = Meshes(verts=ndc, faces=faces[None])
-        p2f, zbuf, bary, _ = rasterize_meshes(
-            meshes,
-            image_size=w,
-            blur_radius=0.0,
-            faces_per_pixel=1,
-            bin_size=0,
-            perspective_correct=False,
-        )
-        p2f, zbuf, bary = p2f[0, ..., 0], zbuf[0, ..., 0], bary[0, ..., 0, :]
+        p2f, zbuf, n = (t[0] for t in _raster(ndc, faces[None], part.normals.reshape(1, -1, 3), w))
         hit = p2f >= 0
-        vn = part.normals.reshape(-1, 3)[faces[p2f.clamp_min(0)]]
-        n = (bary[..., None] * vn).sum(-2)
-        n = n / n.norm(dim=-1, keepdim=True).clamp_min(1e-9)
         instance[b][hit] = face_particle[p2f[hit]] + 1
         height[b][hit] = z_top - zbuf[hit]
         normal[b].permute(1, 2, 0)[hit] = n[hit]

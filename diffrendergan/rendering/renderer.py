@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -14,7 +14,8 @@ from diffrendergan.params.space import ParamRange, ParamSpace
 from diffrendergan.rendering.gbuffer import GBuffer, build_gbuffer
 from diffrendergan.rendering.masks import classes_from_rendered
 from diffrendergan.rendering.rasterize import rasterize_full, rasterize_windowed
-from diffrendergan.scene.layout import Layout, build_particles
+from diffrendergan.rendering.soft import dilate_into_background, soft_coverage
+from diffrendergan.scene.layout import Layout, Particles, build_particles
 from diffrendergan.shading import get_shader
 
 
@@ -69,11 +70,16 @@ class MicroscopyRenderer:
             maps = rasterize_full(parts, m.image_size * scale, px)
         return build_gbuffer(maps, px, m.detector_azimuth_deg, [lay.seed for lay in layouts])
 
+    @staticmethod
+    def cache_key(layout: Layout, scale: int) -> tuple:
+        """Identifies a layout's geometry; includes the positions/sizes themselves because with
+        topography learning the same seed yields different layouts as the size law moves."""
+        return (layout.seed, layout.shape_seed, layout.n, scale, float(layout.xyzs.sum()))
+
     def gbuffer(self, layouts: list[Layout], scale: int | None = None) -> GBuffer:
         """G-buffers (B images) at ``scale`` x resolution (default: the supersampling factor)."""
         scale = self.cfg.supersample if scale is None else scale
-        # The key includes the geometry itself: with topography learning a seed's layout changes.
-        keys = [(lay.seed, lay.shape_seed, lay.n, scale, float(lay.xyzs.sum())) for lay in layouts]
+        keys = [self.cache_key(lay, scale) for lay in layouts]
         missing = [i for i, k in enumerate(keys) if k not in self._cache]
         fresh = self._surfaces([layouts[i] for i in missing], scale) if missing else None
         out: list[GBuffer] = []
@@ -111,6 +117,35 @@ class MicroscopyRenderer:
         generator: torch.Generator | None = None,
     ) -> RenderOutput:
         return self.shade(self.gbuffer(layouts), unit_params, generator)
+
+    def render_soft(
+        self,
+        layouts: list[Layout],
+        particles: list[Particles],
+        weights: list[torch.Tensor] | None,
+        unit_params: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> RenderOutput:
+        """Geometry-gradient mode: the image is differentiable in the particle meshes too.
+
+        The particle and substrate signals are shaded from the hard G-buffer of ``layouts``; a soft
+        coverage map of ``particles`` (whose vertices may carry gradients, e.g. reparameterised
+        sizes) blends them, so gradients reach the geometry through the silhouettes.
+        """
+        if not self.cfg.geometry_grad:
+            raise ConfigError("renderer.geometry_grad", "soft rendering needs renderer.geometry_grad=true")
+        m, cfg = self.material, self.cfg
+        cov = soft_coverage(
+            particles, m.image_size, m.pixel_size_nm, cfg.blur_px, cfg.faces_per_pixel, weights, cfg.sigma_px2
+        )
+        gb = self.gbuffer(layouts, scale=1).to(unit_params.device)
+        params = self.space.to_physical(unit_params)
+        full = self.shader(gb, params)
+        substrate = self.shader(replace(gb, particle=torch.zeros_like(gb.particle)), params)
+        particle = dilate_into_background(full, gb.particle)
+        cov = cov.to(full)
+        signal = cov * particle + (1 - cov) * substrate
+        return RenderOutput(add_noise(optics(signal, params), params, generator), params)
 
     def masks(self, layouts: list[Layout]) -> tuple[torch.Tensor, torch.Tensor]:
         """Exact 3-class masks (B, H, W) uint8 and instance maps (B, H, W) long at output size."""

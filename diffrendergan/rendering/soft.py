@@ -28,13 +28,15 @@ def soft_coverage(
     blur_px: float = 1.0,
     faces_per_pixel: int = 24,
     weights: list[torch.Tensor] | None = None,
+    sigma_px2: float | None = None,
 ) -> torch.Tensor:
     """Differentiable particle coverage (B, 1, H, W) in [0, 1].
 
     ``weights``: optional per-image (P,) presence weights in [0, 1] multiplying each particle's
     coverage (relaxed particle counts)."""
     h = w = image_size
-    sigma_px2 = max(blur_px, 1e-3) ** 2 / math.log(1.0 / 1e-4 - 1.0)
+    if sigma_px2 is None:  # coverage falls to 1e-4 at the blur radius (the SoftRas recipe)
+        sigma_px2 = max(blur_px, 1e-3) ** 2 / math.log(1.0 / 1e-4 - 1.0)
     log_free = torch.zeros(len(particles) * h * w, dtype=torch.float32)
     z_top = 1.0 + max(
         (float(p.verts[..., 2].detach().max()) for p in particles if p.verts.numel()), default=1.0

@@ -33,7 +33,7 @@ from diffrendergan.training.callbacks import (
     ParamHistogramCallback,
 )
 from diffrendergan.training.gan_module import GANModule
-from diffrendergan.utils.io import atomic_write_json
+from diffrendergan.utils.io import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +172,8 @@ def train_gan(cfg: DictConfig, material: MaterialConfig, out_dir: Path) -> dict:
     """Run the whole main job; returns (and writes) the summary."""
     t0 = time.time()
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    if int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0:
+        atomic_write_text(out_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     cache_dir = Path(str(cfg.paths.cache_dir)).expanduser()
     real = prepare_real_data(cfg.data, material, cache_dir)
     dm = RealPatchDataModule(

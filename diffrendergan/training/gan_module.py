@@ -9,9 +9,8 @@ evaluation layouts with fixed noise, so values are comparable across epochs.
 
 from __future__ import annotations
 
-from typing import Any
-
 from dataclasses import replace
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -69,6 +68,8 @@ class GANModule(pl.LightningModule):
         self.automatic_optimization = False
         mat = material_from_dict(material)
         rnd = renderer_from_dict(renderer)
+        if learn_topography:  # sizes learn through soft silhouettes
+            rnd = replace(rnd, geometry_grad=True)
         self.generator = Generator(mat, rnd, param_net, max_particles, hidden, layers, dropout)
         self.discriminator = PatchDiscriminator(1, d_base_filters, d_layers)
         self.d_loss_fn, self.g_loss_fn = get_losses(loss)
@@ -117,7 +118,9 @@ class GANModule(pl.LightningModule):
         hp = self.hparams
         groups = [{"params": list(self.generator.parameters()), "lr": hp.lr_g}]
         if self.topography is not None:  # same G loss, own learning rate
-            groups.append({"params": [p for p in self.topography.parameters() if p.requires_grad], "lr": hp.lr_topo})
+            groups.append(
+                {"params": [p for p in self.topography.parameters() if p.requires_grad], "lr": hp.lr_topo}
+            )
         opt_g = torch.optim.Adam(groups, lr=hp.lr_g, betas=tuple(hp.betas))
         opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=hp.lr_d, betas=tuple(hp.betas))
         return opt_g, opt_d

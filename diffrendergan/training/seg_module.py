@@ -77,7 +77,9 @@ class SegModule(pl.LightningModule):
         except (KeyError, ValueError) as exc:
             raise ConfigError("model", f"cannot build {arch}/{encoder}: {exc}") from exc
         self.dice_loss = smp.losses.DiceLoss(mode="multiclass", from_logits=True)
-        self.register_buffer("class_weights", torch.tensor([1.0, 1.0, float(boundary_weight)]), persistent=False)
+        self.register_buffer(
+            "class_weights", torch.tensor([1.0, 1.0, float(boundary_weight)]), persistent=False
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)

@@ -91,7 +91,7 @@ def test_gbuffer_cache_is_hit(monkeypatch: pytest.MonkeyPatch) -> None:
     _, r, layouts = _setup("sio2")
     assert len(r._cache) == 0
     first = r.gbuffer(layouts)
-    keys = [(lay.seed, lay.shape_seed, lay.n, 1) for lay in layouts]
+    keys = [r.cache_key(lay, 1) for lay in layouts]
     assert list(r._cache) == keys
     cached = {k: r._cache[k] for k in keys}
 

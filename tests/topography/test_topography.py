@@ -37,7 +37,7 @@ def test_reparameterised_sizes_equal_layout_sizes() -> None:
 
 def test_gradients_reach_size_law_and_count() -> None:
     mat = material_from_dict(_raw())
-    g = Generator(mat, RendererConfig(faces_per_pixel=8))
+    g = Generator(mat, RendererConfig(faces_per_pixel=8, geometry_grad=True))
     topo = Topography(mat, learn_count=True)
     lays = topo.layouts([1, 2])
     out = g.forward_topography(lays, topo, torch.Generator().manual_seed(0))
@@ -52,7 +52,7 @@ def test_bigger_particles_brighten_image_consistently_with_gradient() -> None:
     difference (same layouts, same noise)."""
     raw = _raw()
     mat = material_from_dict(raw)
-    g = Generator(mat, RendererConfig(faces_per_pixel=8))
+    g = Generator(mat, RendererConfig(faces_per_pixel=8, geometry_grad=True))
     g.eval()
     topo = Topography(mat, learn_count=False)
     lays = topo.layouts([5, 6])
