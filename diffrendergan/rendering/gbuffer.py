@@ -94,10 +94,14 @@ def detector_shadow(
 ) -> torch.Tensor:
     """Depth (nm) by which each pixel lies below the line of sight towards a side detector.
 
-    March from each pixel towards the detector azimuth; the line of sight rises by tan(elevation)
-    per unit distance; occlusion = max(height ahead - height here - rise). height (B, H, W) ->
-    (B, 1, H, W). Cost: ``max_steps`` shifted copies of the height map.
+    The line of sight from a pixel towards the detector azimuth rises by tan(elevation) per unit
+    distance; occlusion = max over the pixels ahead of (their height - rise - height here), >= 0.
+    height (B, H, W) -> (B, 1, H, W). For the four image axes this is an exact O(pixels) suffix
+    maximum; other azimuths march ``max_steps`` shifted copies of the height map.
     """
+    quarter = round(azimuth_deg / 90.0)
+    if abs(azimuth_deg - 90.0 * quarter) < 1e-6:
+        return _axis_shadow(height, pixel_size_nm * math.tan(math.radians(elevation_deg)), quarter % 4)[:, None]
     h = height[:, None]
     hmax = float(h.max()) if h.numel() else 0.0
     if hmax <= 0:
@@ -113,6 +117,31 @@ def detector_shadow(
         ahead = big[..., steps + oy : steps + oy + hh, steps + ox : steps + ox + ww]
         occl = torch.maximum(occl, ahead - h - t * rise)
     return occl
+
+
+def _axis_shadow(height: torch.Tensor, rise: float, quarter: int) -> torch.Tensor:
+    """Shadow depth for a detector along +x (0), +y (1), -x (2) or -y (3). height (B, H, W).
+
+    Along the viewing axis, S(c) = max_{c' > c} (h(c') - (c' - c) rise) = c rise + M(c + 1), with
+    M the suffix maximum of h(c') - c' rise (one ``cummax``)."""
+    to_axis = {
+        0: lambda x: x,
+        1: lambda x: x.transpose(-2, -1),
+        2: lambda x: x.flip(-1),
+        3: lambda x: x.flip(-2).transpose(-2, -1),
+    }
+    back = {
+        0: lambda x: x,
+        1: lambda x: x.transpose(-2, -1),
+        2: lambda x: x.flip(-1),
+        3: lambda x: x.transpose(-2, -1).flip(-2),
+    }
+    h = to_axis[quarter](height)
+    c = torch.arange(h.shape[-1], dtype=h.dtype, device=h.device) * rise
+    g = (h - c).flip(-1).cummax(-1).values.flip(-1)  # max over c' >= c
+    ahead = F.pad(g[..., 1:], (0, 1), value=float("-inf"))  # c' > c
+    occl = (c + ahead - h).clamp_min(0.0)
+    return back[quarter](occl).contiguous()
 
 
 def substrate_texture(seeds: list[int], size: int, ridge_scale_px: float = 5.0) -> torch.Tensor:

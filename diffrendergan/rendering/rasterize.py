@@ -103,8 +103,10 @@ def rasterize_windowed(
     """Rasterize each particle in its own window and composite by depth. See module docstring."""
     b_count, h = len(particles), image_size
     w = image_size
-    entries = []  # (b, p, r0, c0, size) for every particle whose bbox meets the image
     z_top = 1.0 + max((float(p.verts[..., 2].max()) for p in particles if p.verts.numel()), default=1.0)
+    # One entry per particle whose bounding box meets the image: image b, particle p, window
+    # top-left (r0, c0) and window size class; built with tensor ops, image by image.
+    cols_b, cols_p, cols_r0, cols_c0, cols_s = [], [], [], [], []
     for b, part in enumerate(particles):
         if part.verts.shape[0] == 0:
             continue
@@ -114,28 +116,33 @@ def rasterize_windowed(
         c1 = torch.ceil(col.max(1).values).long().clamp(0, w)
         r0 = torch.floor(row.min(1).values).long().clamp(0, h)
         r1 = torch.ceil(row.max(1).values).long().clamp(0, h)
-        inside = (c1 > c0) & (r1 > r0)
-        size = _size_class(torch.maximum(c1 - c0, r1 - r0) + 1)
-        for p in inside.nonzero().flatten().tolist():
-            entries.append((b, p, int(r0[p]), int(c0[p]), int(size[p])))
+        idx = ((c1 > c0) & (r1 > r0)).nonzero().flatten()
+        cols_b.append(torch.full_like(idx, b))
+        cols_p.append(idx)
+        cols_r0.append(r0[idx])
+        cols_c0.append(c0[idx])
+        cols_s.append(_size_class(torch.maximum(c1 - c0, r1 - r0)[idx] + 1))
+    e_b, e_p, e_r0, e_c0, e_s = (
+        torch.cat(c) if c else torch.zeros(0, dtype=torch.long)
+        for c in (cols_b, cols_p, cols_r0, cols_c0, cols_s)
+    )
 
     total = b_count * h * w
     g_all, d_all, inst_all, n_all = [], [], [], []
     thick = torch.zeros(total) if thickness else None
-    for size in sorted({e[4] for e in entries}):
-        group = [e for e in entries if e[4] == size]
-        verts = torch.stack([particles[b].verts[p] for b, p, *_ in group])
-        faces = torch.stack([particles[b].faces[p] for b, p, *_ in group])
-        normals = torch.stack([particles[b].normals[p] for b, p, *_ in group])
-        r0 = torch.tensor([e[2] for e in group])
-        c0 = torch.tensor([e[3] for e in group])
+    for size in sorted(set(e_s.tolist())):
+        sel = (e_s == size).nonzero().flatten()  # ordered by image, then particle
+        bidx, pidx, r0, c0 = e_b[sel], e_p[sel], e_r0[sel], e_c0[sel]
+        images = sorted(set(bidx.tolist()))
+        verts = torch.cat([particles[b].verts[pidx[bidx == b]] for b in images])
+        faces = torch.cat([particles[b].faces[pidx[bidx == b]] for b in images])
+        normals = torch.cat([particles[b].normals[pidx[bidx == b]] for b in images])
         p2f, zbuf, nrm = _raster(
             _to_ndc(verts, r0, c0, size, pixel_size_nm, z_top, False), faces, normals, size
         )
         rows = r0[:, None] + torch.arange(size)[None]  # (N, S)
         cols = c0[:, None] + torch.arange(size)[None]
         in_img = (rows[:, :, None] < h) & (cols[:, None, :] < w)
-        bidx = torch.tensor([e[0] for e in group])
         g = (
             bidx[:, None, None] * (h * w)
             + rows[:, :, None].clamp_max(h - 1) * w
@@ -144,7 +151,7 @@ def rasterize_windowed(
         valid = (p2f >= 0) & in_img
         g_all.append(g[valid])
         d_all.append(zbuf[valid])
-        inst = torch.tensor([e[1] + 1 for e in group])[:, None, None].expand_as(g)
+        inst = (pidx + 1)[:, None, None].expand_as(g)
         inst_all.append(inst[valid])
         n_all.append(nrm[valid])
         if thick is not None:
