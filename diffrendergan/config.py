@@ -7,6 +7,7 @@ All lengths are nanometres unless a name says ``_px``.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -248,7 +249,16 @@ def material_from_dict(raw: Mapping[str, Any], key: str = "material") -> Materia
     return validate_material(m, key)
 
 
+# Renderer keys of earlier versions, still found in old checkpoints: ignored with a warning.
+_RETIRED_RENDERER_KEYS = {"sigma": "use sigma_px2", "gamma": "colours come from the hard front surface"}
+
+
 def renderer_from_dict(raw: Mapping[str, Any] | None, key: str = "renderer") -> RendererConfig:
+    raw = dict(raw or {})
+    for old, why in _RETIRED_RENDERER_KEYS.items():
+        if old in raw:
+            raw.pop(old)
+            warnings.warn(f"{key}.{old} is no longer used ({why}); ignored", UserWarning, stacklevel=2)
     r = _build(RendererConfig, raw, key)
     if r.supersample < 1:
         raise ConfigError(f"{key}.supersample", f"expected >= 1, got {r.supersample}")
