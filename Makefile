@@ -34,9 +34,10 @@ test-fast: install ## unit tests only (skips tests marked slow/ddp)
 smoke: install ## <= 3 minute end-to-end run on the demo data
 	$(PY) -m experiments.run +material=$(MATERIAL) experiment=smoke
 
-lint: install ## ruff lint + format check
+lint: install ## ruff lint + format check, Dockerfile lint
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/hadolint docker/Dockerfile
 
 format: install ## apply ruff fixes and formatting
 	$(PY) -m ruff check --fix .
