@@ -101,7 +101,8 @@ def detector_shadow(
     """
     quarter = round(azimuth_deg / 90.0)
     if abs(azimuth_deg - 90.0 * quarter) < 1e-6:
-        return _axis_shadow(height, pixel_size_nm * math.tan(math.radians(elevation_deg)), quarter % 4)[:, None]
+        rise_per_px = pixel_size_nm * math.tan(math.radians(elevation_deg))
+        return _axis_shadow(height, rise_per_px, quarter % 4)[:, None]
     h = height[:, None]
     hmax = float(h.max()) if h.numel() else 0.0
     if hmax <= 0:
