@@ -17,9 +17,9 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
-from diffrendergan.data.labeled import LabeledPair, find_labeled_pairs, load_labeled, match_by_stem
+from diffrendergan.data.labeled import LabeledPair, find_labeled_pairs, load_labeled, match_by_stem, read_pair
 from diffrendergan.data.patches import MANIFEST_NAME, PATCH_SUBDIR, read_manifest
-from diffrendergan.data.readers import list_images, read_mask, read_micrograph
+from diffrendergan.data.readers import list_images, read_micrograph
 from diffrendergan.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -339,13 +339,7 @@ class SyntheticFolderDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         pair = self.pairs[i]
-        image = read_micrograph(pair.image_path, normalize="full")
-        classes = read_mask(pair.mask_path)
-        if classes.shape != image.shape:
-            raise DataError(
-                pair.mask_path,
-                f"mask shape {classes.shape} differs from image {pair.image_path} shape {image.shape}",
-            )
+        image, classes = read_pair(pair)
         if classes.min() < 0 or classes.max() > 2:
             raise DataError(pair.mask_path, "expected a 3-class mask with values 0, 1, 2")
         if self.transform is not None:

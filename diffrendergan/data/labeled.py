@@ -94,6 +94,18 @@ def mask_to_instances(mask: np.ndarray) -> np.ndarray:
     return mask.astype(np.int64)
 
 
+def read_pair(pair: LabeledPair) -> tuple[np.ndarray, np.ndarray]:
+    """Image (full-range float32) and raw mask values of a pair, checked to have the same shape."""
+    image = read_micrograph(pair.image_path, normalize="full")
+    mask = read_mask(pair.mask_path)
+    if mask.shape != image.shape:
+        raise DataError(
+            pair.mask_path,
+            f"mask shape {mask.shape} differs from image {pair.image_path} shape {image.shape}",
+        )
+    return image, mask
+
+
 def load_labeled(
     pair: LabeledPair, crop_bottom_px: int | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -105,13 +117,7 @@ def load_labeled(
     Returns:
         image (H, W) float32 in [0, 1], instance (H, W) int64, classes (H, W) uint8 in {0, 1, 2}.
     """
-    raw = read_micrograph(pair.image_path, normalize="full")
-    mask = read_mask(pair.mask_path)
-    if mask.shape != raw.shape:
-        raise DataError(
-            pair.mask_path,
-            f"mask shape {mask.shape} differs from image {pair.image_path} shape {raw.shape}",
-        )
+    raw, mask = read_pair(pair)
     n = detect_data_bar(raw) if crop_bottom_px is None else int(crop_bottom_px)
     if not 0 <= n < raw.shape[0]:
         raise DataError(pair.image_path, f"cannot crop {n} rows from height {raw.shape[0]}")

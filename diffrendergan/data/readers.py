@@ -7,7 +7,8 @@ that a 16-bit TIFF from one instrument and a JPEG export from another end up com
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -139,21 +140,25 @@ def _read_pil(path: Path, page: int | None) -> list[tuple[np.ndarray, tuple | No
         return out
 
 
+@contextmanager
+def _decoding(path: Path, what: str) -> Iterator[None]:
+    """Translate every image-library failure into a DataError naming the file."""
+    try:
+        yield
+    except DataError:
+        raise
+    except (UnidentifiedImageError, tifffile.TiffFileError) as exc:
+        raise DataError(path, f"not a readable {what} ({exc})") from exc
+    except (OSError, ValueError, IndexError, KeyError, SyntaxError, EOFError) as exc:
+        raise DataError(path, f"corrupt or truncated {what} ({exc})") from exc
+
+
 def _decode(path: Path, page: int | None) -> list[tuple[np.ndarray, tuple | None]]:
     """Decode pages; every library failure becomes a DataError naming the file."""
     _check_extension(path)
     kind = "TIFF" if path.suffix.lower() in _TIFF_EXT else path.suffix.lower().lstrip(".").upper()
-    try:
-        if kind == "TIFF":
-            pages = _read_tiff(path, page)
-        else:
-            pages = _read_pil(path, page)
-    except DataError:
-        raise
-    except (UnidentifiedImageError, tifffile.TiffFileError) as exc:
-        raise DataError(path, f"not a readable {kind} image ({exc})") from exc
-    except (OSError, ValueError, IndexError, KeyError, SyntaxError, EOFError) as exc:
-        raise DataError(path, f"corrupt or truncated {kind} image ({exc})") from exc
+    with _decoding(path, f"{kind} image"):
+        pages = _read_tiff(path, page) if kind == "TIFF" else _read_pil(path, page)
     for arr, _ in pages:
         if arr.size == 0 or min(arr.shape) == 0:
             raise DataError(path, f"empty image (shape {arr.shape}); expected a non-empty 2-D one")
@@ -257,7 +262,7 @@ def read_mask(path: str | Path) -> np.ndarray:
     """
     path = Path(path)
     _check_extension(path)
-    try:
+    with _decoding(path, "mask"):
         if path.suffix.lower() in _TIFF_EXT:
             with tifffile.TiffFile(path) as tif:
                 if not tif.pages:
@@ -267,12 +272,6 @@ def read_mask(path: str | Path) -> np.ndarray:
             with Image.open(path) as img:
                 img.load()
                 arr = np.asarray(img)
-    except DataError:
-        raise
-    except (UnidentifiedImageError, tifffile.TiffFileError) as exc:
-        raise DataError(path, f"not a readable mask image ({exc})") from exc
-    except (OSError, ValueError, IndexError, KeyError, SyntaxError, EOFError) as exc:
-        raise DataError(path, f"corrupt or truncated mask ({exc})") from exc
     if arr.size == 0:
         raise DataError(path, "empty mask")
     if arr.ndim == 3:
