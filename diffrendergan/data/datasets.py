@@ -202,6 +202,7 @@ class LabeledDataset(Dataset):
         train: bool = True,
         crop_bottom_px: int | None = None,
         samples_per_image: int = 1,
+        seed: int | None = None,
     ):
         if not pairs:
             raise DataError("<labeled pairs>", "no image/mask pairs given")
@@ -213,7 +214,8 @@ class LabeledDataset(Dataset):
         self.crop_bottom_px = crop_bottom_px
         self.samples_per_image = samples_per_image if train else 1
         self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        self.transform = A.Compose([A.RandomCrop(size, size), *_dihedral()]) if train else None
+        crops = [A.RandomCrop(size, size), *_dihedral()]
+        self.transform = A.Compose(crops, seed=seed) if train else None  # own RNG: seed it
 
     def __len__(self) -> int:
         return len(self.pairs) * self.samples_per_image
@@ -281,6 +283,7 @@ class LabeledDataModule(pl.LightningDataModule):
                 train=split == "train",
                 crop_bottom_px=self.crop_bottom_px,
                 samples_per_image=self.samples_per_image,
+                seed=self.seed,
             )
         return self.sets[split]
 
