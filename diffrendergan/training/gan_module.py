@@ -82,6 +82,7 @@ class GANModule(pl.LightningModule):
             self.topography = Topography(mat, init_size=init, learn_count=learn_count)
         self._val_real: list[torch.Tensor] = []
         self.last_realism: dict[str, float] = {}
+        self._eval_cache: tuple[int, tuple[torch.Tensor, dict[str, torch.Tensor]]] | None = None
 
     # ----------------------------------------------------------------- layouts
     def _train_seeds(self, batch_size: int) -> list[int]:
@@ -170,13 +171,21 @@ class GANModule(pl.LightningModule):
 
     @torch.no_grad()
     def render_eval(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Renders of the fixed evaluation layouts with fixed noise (eval mode: no dropout)."""
+        """Renders of the fixed evaluation layouts with fixed noise (eval mode: no dropout).
+
+        The realism metric, the image grid and the histogram callbacks all need them at the end of
+        a validation; the weights only change with an optimizer step, so one render per step is kept.
+        """
+        if self._eval_cache is not None and self._eval_cache[0] == self.global_step:
+            return self._eval_cache[1]
         was_training = self.generator.training
         self.generator.eval()
         gen = torch.Generator(device=self.device).manual_seed(12345)
         out = self.generator(self.eval_layouts(), generator=gen)
         self.generator.train(was_training)
-        return out.image.cpu(), {k: v.cpu() for k, v in out.params.items()}
+        result = out.image.cpu(), {k: v.cpu() for k, v in out.params.items()}
+        self._eval_cache = (self.global_step, result)
+        return result
 
     def on_validation_epoch_end(self) -> None:
         if not self._val_real:
