@@ -206,3 +206,31 @@ def test_soft_coverage_size_gradient_matches_disc_area(make_material, make_layou
     assert per_particle == pytest.approx(math.pi * d0 / 2, rel=0.05)
     # The summed coverage itself is close to the discs' area (soft edges add a thin rim).
     assert cov.sum().item() / n == pytest.approx(math.pi * d0**2 / 4, rel=0.08)
+
+
+def test_face_distances_match_pytorch3d_rasterizer() -> None:
+    """The closed-form distances that carry the soft-coverage gradient equal PyTorch3D's ``dists``
+    (px²) on every selected outside pixel, for random triangles in two meshes."""
+    from pytorch3d.renderer.mesh.rasterize_meshes import rasterize_meshes
+    from pytorch3d.structures import Meshes
+
+    from diffrendergan.rendering.soft import face_distance_px2
+
+    size, blur = 24, 2.0
+    g = torch.Generator().manual_seed(3)
+    verts_px = torch.rand(2, 9, 2, generator=g) * (size - 6) + 3
+    faces = torch.arange(9).reshape(3, 3).expand(2, 3, 3).contiguous()
+    px_ndc = 2.0 / size
+    ndc = torch.cat([1.0 - verts_px * px_ndc, torch.rand(2, 9, 1, generator=g) + 1], -1)
+    p2f, _, _, dists = rasterize_meshes(
+        Meshes(verts=ndc, faces=faces),
+        image_size=size,
+        blur_radius=(blur * px_ndc) ** 2,
+        faces_per_pixel=3,
+        bin_size=0,
+        perspective_correct=False,
+    )
+    outside = (p2f >= 0) & (dists > 0)
+    assert outside.sum() > 100
+    ours = face_distance_px2(verts_px, faces, p2f)
+    assert torch.allclose(ours[outside], (dists / px_ndc**2)[outside], atol=1e-3, rtol=1e-3)
