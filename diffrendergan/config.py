@@ -17,7 +17,7 @@ from diffrendergan.params.space import ParamRange
 
 SHAPE_FAMILIES = ("sphere", "faceted", "wire", "mesh")
 SIZE_LAWS = ("lognormal", "gaussian", "bimodal")
-COUNT_LAWS = ("fixed", "uniform", "poisson")
+COUNT_LAWS = ("fixed", "uniform", "poisson", "binomial")
 PLACEMENTS = ("random", "poisson")
 SHADERS = ("sem", "him", "stem_haadf", "principled")
 
@@ -68,7 +68,8 @@ class SizeLaw:
 
 @dataclass(frozen=True)
 class CountLaw:
-    """Particles per image: fixed ``n``, uniform in [low, high], or Poisson(mean) clipped to [low, high]."""
+    """Particles per image: fixed ``n``, uniform in [low, high], Poisson(mean) clipped to [low, high],
+    or binomial: ``n`` slots each occupied with probability ``mean / n`` (a learned count law)."""
 
     kind: str = "uniform"
     n: int = 20
@@ -193,6 +194,11 @@ def validate_material(m: MaterialConfig, key: str = "material") -> MaterialConfi
             f"expected 0 <= low <= high, got low={m.count.low}, high={m.count.high}",
         )
     _positive(f"{key}.count.n", m.count.n, allow_zero=True)
+    if m.count.kind == "binomial" and not 0 <= m.count.mean <= m.count.n:
+        raise ConfigError(
+            f"{key}.count.mean",
+            f"binomial count: expected 0 <= mean <= n, got mean={m.count.mean}, n={m.count.n}",
+        )
     if m.placement.mode not in PLACEMENTS:
         raise ConfigError(
             f"{key}.placement.mode",

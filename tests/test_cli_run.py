@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,6 +61,30 @@ def test_smoke_run_writes_summary(tmp_path: Path, cache_dir: Path) -> None:
     assert (out / "histograms" / "epoch_001.png").exists()
     assert not list(out.rglob(".*.tmp*")), "temporary files left behind"
     assert "outputs" in res.stdout and str(out) in res.stdout
+
+
+def test_topography_run_reports_learned_law_and_exports_from_it(tmp_path: Path, cache_dir: Path) -> None:
+    out = tmp_path / "run"
+    args = [*SMALL, "model.learn_topography=true", "model.learn_count=true", "model.topo_init={median_nm:60}"]
+    res = run_cli(
+        [*args, "model.topo_report_images=4", f"hydra.run.dir={out}", f"paths.cache_dir={cache_dir}"]
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    topo = json.loads((out / "summary.json").read_text())["topography"]
+    assert topo["units"] == "nm"
+    assert (
+        set(topo["learned"]) == set(topo["truth"]) >= {"mean_size_nm", "sigma", "median_nm", "expected_count"}
+    )
+    assert 40.0 < topo["learned"]["median_nm"] < 80.0  # started at 60; the demo's truth is sio2.yaml's
+    projected = topo["projected_diameter_nm"]
+    assert set(projected) == {"learned", "truth", "labeled"}
+    assert all(projected[k]["n"] > 0 and projected[k]["median_nm"] > 0 for k in projected)
+    assert (out / "topography" / "epoch_001.png").exists()
+    # The exported dataset follows the learned law: its layouts' sizes centre on the learned median.
+    records = [json.loads(line) for line in (out / "synthetic" / "metadata.jsonl").read_text().splitlines()]
+    sizes = [row[3] for rec in records for row in rec["layout"]["xyzs_nm"]]
+    geo_median = float(np.exp(np.median(np.log(sizes))))
+    assert geo_median == pytest.approx(topo["learned"]["median_nm"], rel=0.35)
 
 
 def test_missing_material_is_one_clear_line(tmp_path: Path) -> None:

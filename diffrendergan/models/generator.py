@@ -24,7 +24,7 @@ from diffrendergan.scene.layout import Layout, build_particles, layouts_to_tenso
 
 def default_max_particles(material: MaterialConfig) -> int:
     c = material.count
-    return int(c.n if c.kind == "fixed" else c.high)
+    return int(c.n if c.kind in ("fixed", "binomial") else c.high)
 
 
 class Generator(nn.Module):
@@ -48,6 +48,7 @@ class Generator(nn.Module):
                 f"unknown parameter network {net!r}; expected one of {sorted(PARAM_NETS)}",
             )
         self.material = material
+        self.layout_material = material  # the scene law layouts are drawn from (see use_scene_law)
         self.renderer = MicroscopyRenderer(material, renderer)
         self.max_particles = max_particles or default_max_particles(material)
         self.net = PARAM_NETS[net](self.max_particles, self.renderer.space.dim, hidden, layers, dropout)
@@ -66,12 +67,21 @@ class Generator(nn.Module):
         for s in seeds:
             lay = self._layouts.get(s)
             if lay is None:
-                lay = sample_layout(self.material, s)
+                lay = sample_layout(self.layout_material, s)
                 self._layouts[s] = lay
                 if len(self._layouts) > self._layout_cache:
                     self._layouts.popitem(last=False)
             out.append(lay)
         return out
+
+    def use_scene_law(self, material: MaterialConfig) -> None:
+        """Draw layouts from ``material``'s size/count/placement laws from now on (e.g. a learned
+        topography); rendering, parameter ranges and the network's input scaling are unchanged."""
+        field = (material.image_size, material.pixel_size_nm)
+        if field != (self.material.image_size, self.material.pixel_size_nm):
+            raise ConfigError("material", "a scene law must keep the generator's image size and pixel size")
+        self.layout_material = material
+        self._layouts.clear()
 
     def encode(self, layouts: list[Layout]) -> tuple[torch.Tensor, torch.Tensor]:
         """Network input (B, max_particles, 4) and mask (B, max_particles) on the module's device."""

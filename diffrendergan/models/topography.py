@@ -52,8 +52,8 @@ class Topography(nn.Module):
             self.log_scale2 = nn.Parameter(torch.tensor(math.log(max(loc["scale2"], 1e-3))))
         self.learn_count = learn_count
         c = material.count
-        self.slots = int(c.n if c.kind == "fixed" else c.high)
-        mean_count = {"fixed": c.n, "uniform": 0.5 * (c.low + c.high), "poisson": c.mean}[c.kind]
+        self.slots = int(c.n if c.kind in ("fixed", "binomial") else c.high)
+        mean_count = c.n if c.kind == "fixed" else 0.5 * (c.low + c.high) if c.kind == "uniform" else c.mean
         p0 = min(max(mean_count / max(self.slots, 1), 0.05), 0.95)
         self.count_logit = nn.Parameter(torch.tensor(math.log(p0 / (1 - p0))), requires_grad=learn_count)
         self.temperature = temperature
@@ -94,6 +94,17 @@ class Topography(nn.Module):
         """Material whose layouts have one slot per possible particle, sized by the current law."""
         count = CountLaw(kind="fixed", n=self.slots) if self.learn_count else self.material.count
         return replace(self.material, size=self.current_law(), count=count)
+
+    def learned_material(self) -> MaterialConfig:
+        """The material with the learned (Polyak-averaged) laws: what export should sample from.
+
+        A learned count becomes a binomial law over the same slots (each present with the learned
+        probability), which is exactly the distribution of the training slots' hard presence."""
+        count = self.material.count
+        if self.learn_count:
+            p = 1.0 / (1.0 + math.exp(-self._averaged()["count_logit"]))
+            count = CountLaw(kind="binomial", n=self.slots, mean=self.slots * p)
+        return replace(self.material, size=self.current_law(averaged=True), count=count)
 
     def layouts(self, seeds: list[int]) -> list[Layout]:
         mat = self.sampling_material()
@@ -148,5 +159,6 @@ def law_summary(law: SizeLaw, count: CountLaw) -> dict[str, float]:
         "fixed": count.n,
         "uniform": 0.5 * (count.low + count.high),
         "poisson": count.mean,
+        "binomial": count.mean,
     }[count.kind]
     return out

@@ -80,5 +80,8 @@ def sample_count(law: CountLaw, gen: torch.Generator) -> int:
         return int(law.n)
     if law.kind == "uniform":
         return int(torch.randint(law.low, law.high + 1, (1,), generator=gen).item())
+    if law.kind == "binomial":
+        occupied = torch.rand(int(law.n), generator=gen) < float(law.mean) / max(int(law.n), 1)
+        return int(occupied.sum().item())
     lam = torch.tensor([float(law.mean)])
     return int(torch.poisson(lam, generator=gen).clamp(law.low, law.high).item())

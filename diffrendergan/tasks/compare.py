@@ -46,7 +46,7 @@ def load_generator(checkpoint: str | Path, material_name: str | None = None) -> 
     if not path.is_file():
         raise ConfigError("checkpoint", f"{path}: file not found")
     module = GANModule.load_from_checkpoint(str(path), map_location="cpu")
-    g = module.generator
+    g = module.export_generator()
     if material_name is not None and material_name != g.material.name:
         raise ConfigError(
             "material",

@@ -24,6 +24,7 @@ from diffrendergan.data.datasets import RealPatchDataModule
 from diffrendergan.data.demo import ensure_demo
 from diffrendergan.data.patches import prepare_patches
 from diffrendergan.errors import ConfigError, DataError
+from diffrendergan.evaluation.particle_sizes import labeled_diameters, law_diameters, size_stats
 from diffrendergan.models.topography import law_summary
 from diffrendergan.scene.laws import size_law_moments
 from diffrendergan.training.callbacks import (
@@ -31,6 +32,7 @@ from diffrendergan.training.callbacks import (
     DDPConsistencyCallback,
     ImageGridCallback,
     ParamHistogramCallback,
+    SizeLawCallback,
 )
 from diffrendergan.training.gan_module import GANModule
 from diffrendergan.utils.io import atomic_write_json, atomic_write_text
@@ -157,6 +159,7 @@ def gan_module_from_cfg(cfg: DictConfig, material_raw: dict, n_train: int) -> GA
         learn_count=bool(m.learn_count),
         lr_topo=float(m.lr_topo),
         topo_init=OmegaConf.to_container(m.topo_init) if m.topo_init else None,  # type: ignore[arg-type]
+        topo_betas=tuple(m.topo_betas),
     )
 
 
@@ -208,6 +211,9 @@ def train_gan(cfg: DictConfig, material: MaterialConfig, out_dir: Path) -> dict:
         ParamHistogramCallback(out_dir / "histograms"),
         DDPConsistencyCallback(out_dir),
     ]
+    if bool(cfg.model.learn_topography):
+        truth = material.size if real.demo_truth is not None else None
+        callbacks.append(SizeLawCallback(out_dir / "topography", truth))
     loggers = build_loggers(cfg, out_dir, f"{material.name}-{out_dir.name}")
     trainer = build_trainer(cfg, out_dir, callbacks, loggers)
 
@@ -254,13 +260,30 @@ def train_gan(cfg: DictConfig, material: MaterialConfig, out_dir: Path) -> dict:
             "size_moments_nm": size_law_moments(material.size),
         }
     if best_module.topography is not None:
-        summary["topography"] = {"units": "nm", "learned": best_module.topography.summary()}
-        if real.demo_truth is not None:  # the demo's hidden law is the configured one
-            summary["topography"]["truth"] = law_summary(material.size, material.count)
+        summary["topography"] = topography_report(best_module, material, real, cfg)
     summary.update(export_and_evaluate(cfg, best_module, real, out_dir))
     summary["wall_time_s"] = round(time.time() - t0, 1)
     atomic_write_json(out_dir / "summary.json", summary)
     return summary
+
+
+def topography_report(module: GANModule, material: MaterialConfig, real: RealData, cfg: DictConfig) -> dict:
+    """Learned size law next to the truth (demo) and, measured the same way, next to the labeled
+    masks: projected equal-area diameters of whole particles (see evaluation.particle_sizes)."""
+    topo = module.topography
+    assert topo is not None
+    n = int(cfg.model.topo_report_images)
+    report: dict[str, Any] = {"units": "nm", "learned": topo.summary()}
+    projected = {"learned": size_stats(law_diameters(topo.learned_material(), n, int(cfg.seed)))}
+    if real.demo_truth is not None:  # the demo's hidden law is the configured one
+        report["truth"] = law_summary(material.size, material.count)
+        projected["truth"] = size_stats(law_diameters(material, n, int(cfg.seed)))
+    if real.labeled_dir is not None:
+        pixel = float(cfg.data.pixel_size_nm or material.pixel_size_nm)
+        labeled = labeled_diameters(real.labeled_dir, pixel, cfg.data.crop_bottom_px)
+        projected["labeled"] = size_stats(labeled)
+    report["projected_diameter_nm"] = projected
+    return report
 
 
 def export_and_evaluate(cfg: DictConfig, module: GANModule, real: RealData, out_dir: Path) -> dict:
@@ -273,7 +296,7 @@ def export_and_evaluate(cfg: DictConfig, module: GANModule, real: RealData, out_
 
     export_dir = out_dir / "synthetic"
     res = export_dataset(
-        module.generator,
+        module.export_generator(),
         export_dir,
         int(cfg.export.n_images),
         seed=int(cfg.seed),

@@ -1,5 +1,5 @@
 """Side effects of GAN training, kept out of the LightningModule: image grids, parameter
-histograms, atomic checkpoint files. All run on global rank 0 only."""
+histograms, learned size laws, atomic checkpoint files. All run on global rank 0 only."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ import torch
 from PIL import Image
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
+from diffrendergan.config import SizeLaw
+from diffrendergan.scene.laws import law_location, sample_size_noise, sizes_from_noise
 from diffrendergan.utils.io import atomic_write
 
 MASK_COLOURS = np.array([[0, 0, 0], [40, 200, 90], [255, 60, 60]], dtype=np.float32)
@@ -105,6 +107,46 @@ class ParamHistogramCallback(pl.Callback):
         for ax in list(axes.flat)[len(names) :]:
             ax.axis("off")
         fig.suptitle(f"learned parameters, epoch {trainer.current_epoch}", fontsize=9)
+        fig.tight_layout()
+        atomic_write(self.out_dir / _epoch_name(trainer), lambda p: fig.savefig(p, dpi=80, format="png"))
+        plt.close(fig)
+
+
+def draw_sizes(law: SizeLaw, n: int = 4000, seed: int = 0) -> np.ndarray:
+    """n sizes (nm) from a size law, clamped like layouts are."""
+    eps, second = sample_size_noise(law, n, torch.Generator().manual_seed(seed))
+    sizes = sizes_from_noise(law.kind, eps, second, **law_location(law))
+    return sizes.clamp(law.min_nm, law.max_nm).numpy()
+
+
+class SizeLawCallback(pl.Callback):
+    """With topography learning, after each validation: ``topography/epoch_XXX.png``, the learned
+    size distribution (Polyak average) against the starting law and, when known, the true law."""
+
+    def __init__(self, out_dir: str | Path, truth: SizeLaw | None = None):
+        self.out_dir = Path(out_dir)
+        self.truth = truth
+
+    @pl.utilities.rank_zero_only
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: Any) -> None:
+        topo = pl_module.topography
+        if trainer.sanity_checking or topo is None:
+            return
+        curves = {"start": topo.base_law, "learned": topo.current_law(averaged=True)}
+        if self.truth is not None:
+            curves["truth"] = self.truth
+        samples = {k: draw_sizes(v) for k, v in curves.items()}
+        hi = float(np.percentile(np.concatenate(list(samples.values())), 99.5))
+        fig, ax = plt.subplots(figsize=(5, 3))
+        colours = {"start": "#bbbbbb", "learned": "#4477aa", "truth": "#ee6677"}
+        for k, d in samples.items():
+            ax.hist(
+                d, bins=60, range=(0, hi), density=True, histtype="step", lw=1.5, color=colours[k], label=k
+            )
+        ax.set_xlabel("particle size (nm)")
+        ax.set_ylabel("density")
+        ax.legend(fontsize=7)
+        ax.set_title(f"size law, epoch {trainer.current_epoch}", fontsize=9)
         fig.tight_layout()
         atomic_write(self.out_dir / _epoch_name(trainer), lambda p: fig.savefig(p, dpi=80, format="png"))
         plt.close(fig)

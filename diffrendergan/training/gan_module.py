@@ -62,6 +62,7 @@ class GANModule(pl.LightningModule):
         learn_count: bool = False,
         lr_topo: float = 1e-2,
         topo_init: dict[str, float] | None = None,
+        topo_betas: tuple[float, float] = (0.9, 0.999),
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -111,6 +112,13 @@ class GANModule(pl.LightningModule):
             return self.topography.layouts(self.eval_seeds())
         return self.generator.layouts(self.eval_seeds())
 
+    def export_generator(self) -> Generator:
+        """The generator to write datasets with: with learned topography, its layouts follow the
+        learned size (and count) law instead of the configured one."""
+        if self.topography is not None:
+            self.generator.use_scene_law(self.topography.learned_material())
+        return self.generator
+
     def eval_seeds(self) -> list[int]:
         return [EVAL_SEED_BASE + self.hparams.seed * 1000 + i for i in range(self.hparams.n_eval)]
 
@@ -118,10 +126,12 @@ class GANModule(pl.LightningModule):
     def configure_optimizers(self):
         hp = self.hparams
         groups = [{"params": list(self.generator.parameters()), "lr": hp.lr_g}]
-        if self.topography is not None:  # same G loss, own learning rate
-            groups.append(
-                {"params": [p for p in self.topography.parameters() if p.requires_grad], "lr": hp.lr_topo}
-            )
+        if self.topography is not None:  # same G loss, own learning rate and momentum
+            # A few scalars with a noisy adversarial gradient: the GAN's beta1 = 0.5 makes Adam
+            # close to sign-SGD (each step ~lr whatever the signal); beta1 = 0.9 averages the
+            # gradient over ~10 steps, so the step follows its mean rather than its noise.
+            topo = [p for p in self.topography.parameters() if p.requires_grad]
+            groups.append({"params": topo, "lr": hp.lr_topo, "betas": tuple(hp.topo_betas)})
         opt_g = torch.optim.Adam(groups, lr=hp.lr_g, betas=tuple(hp.betas))
         opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=hp.lr_d, betas=tuple(hp.betas))
         return opt_g, opt_d

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 import pytorch_lightning as pl
 import torch
 import yaml
 
 from diffrendergan.config import RendererConfig, material_from_dict
+from diffrendergan.errors import ConfigError
 from diffrendergan.models.generator import Generator
 from diffrendergan.models.topography import Topography, law_summary
 from diffrendergan.training.gan_module import GANModule
@@ -85,3 +88,33 @@ def test_gan_module_with_topography_trains_and_reports() -> None:
     assert after["median_nm"] != start
     truth = law_summary(module.generator.material.size, module.generator.material.count)
     assert set(after) == set(truth)  # same keys, comparable in summary.json
+
+
+def test_export_generator_samples_the_learned_law() -> None:
+    """After training, datasets must be drawn from the learned size/count law, not the configured one."""
+    raw = _raw()
+    module = GANModule(raw, {"faces_per_pixel": 8}, layout_pool=0, learn_topography=True, learn_count=True,
+                       topo_init={"median_nm": 30.0})  # fmt: skip
+    topo = module.topography
+    with torch.no_grad():  # pretend training moved the law: median 12 nm, sigma 0.1, 1 of 4 slots
+        topo.loc.fill_(math.log(12.0))
+        topo.log_scale.fill_(math.log(0.1))
+        topo.count_logit.fill_(math.log(1 / 3))
+        topo.ema.copy_(topo._flat())
+    learned = topo.learned_material()
+    assert learned.size.median_nm == pytest.approx(12.0) and learned.size.sigma == pytest.approx(0.1)
+    assert learned.count.kind == "binomial" and learned.count.n == 4
+    assert learned.count.mean == pytest.approx(1.0)
+    gen = module.export_generator()
+    sizes = torch.cat([lay.xyzs[:, 3] for lay in gen.layouts(list(range(200)))])
+    counts = [lay.n_requested for lay in gen.layouts(list(range(200)))]
+    assert float(sizes.log().mean().exp()) == pytest.approx(12.0, rel=0.05)
+    assert sum(counts) / len(counts) == pytest.approx(1.0, abs=0.2)
+    assert max(counts) <= 4
+
+
+def test_binomial_count_law_is_validated() -> None:
+    raw = _raw()
+    raw["count"] = {"kind": "binomial", "n": 4, "mean": 5.0}
+    with pytest.raises(ConfigError, match=r"count\.mean"):
+        material_from_dict(raw)
