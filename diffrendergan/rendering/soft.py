@@ -9,7 +9,8 @@ PyTorch3D's rasterizer chooses, without gradients, which K faces touch each pixe
 pixel lies inside one; the outside distances d are then re-evaluated here in closed form (point to
 triangle edges) so autograd differentiates them. Same values as the rasterizer's ``dists``, but the
 backward is a few vectorised tensor ops instead of PyTorch3D's CPU kernel, which costs ~25 ms per
-particle window (measured: 1.9 s -> see benchmarks/run.py ``soft_coverage``).
+particle window (``rasterizer_grad=True`` keeps that path as the reference; benchmarks/run.py
+``soft_coverage`` compares the two).
 Only used when geometry is learned (topography learning); the default path stays hard and cached.
 """
 
@@ -34,11 +35,13 @@ def soft_coverage(
     faces_per_pixel: int = 24,
     weights: list[torch.Tensor] | None = None,
     sigma_px2: float | None = None,
+    rasterizer_grad: bool = False,
 ) -> torch.Tensor:
     """Differentiable particle coverage (B, 1, H, W) in [0, 1].
 
     ``weights``: optional per-image (P,) presence weights in [0, 1] multiplying each particle's
-    coverage (relaxed particle counts)."""
+    coverage (relaxed particle counts). ``rasterizer_grad``: reference mode that backpropagates
+    through PyTorch3D's own distances (same values and gradients, ~35x slower backward on CPU)."""
     h = w = image_size
     if sigma_px2 is None:  # coverage falls to 1e-4 at the blur radius (the SoftRas recipe)
         sigma_px2 = max(blur_px, 1e-3) ** 2 / math.log(1.0 / 1e-4 - 1.0)
@@ -60,9 +63,10 @@ def soft_coverage(
         for s in sorted(set(size.tolist())):
             idx = (size == s).nonzero().flatten()
             verts, faces = part.verts[idx], part.faces[idx]
-            with torch.no_grad():
-                ndc = _to_ndc(verts.detach(), r0[idx], c0[idx], s, pixel_size_nm, z_top, False)
-                px_ndc = 2.0 / s
+            px_ndc = 2.0 / s
+            with torch.set_grad_enabled(rasterizer_grad and torch.is_grad_enabled()):
+                ndc = _to_ndc(verts if rasterizer_grad else verts.detach(), r0[idx], c0[idx], s,
+                              pixel_size_nm, z_top, False)  # fmt: skip
                 p2f, _, _, dists = rasterize_meshes(
                     Meshes(verts=ndc, faces=faces),
                     image_size=s,
@@ -71,9 +75,12 @@ def soft_coverage(
                     bin_size=0,
                     perspective_correct=False,
                 )
-            col = verts[..., 0] / pixel_size_nm - c0[idx, None] + _EDGE_JITTER_PX[0]
-            row = verts[..., 1] / pixel_size_nm - r0[idx, None] + _EDGE_JITTER_PX[1]
-            d_px2 = face_distance_px2(torch.stack([col, row], -1), faces, p2f)
+            if rasterizer_grad:
+                d_px2 = dists / px_ndc**2
+            else:
+                col = verts[..., 0] / pixel_size_nm - c0[idx, None] + _EDGE_JITTER_PX[0]
+                row = verts[..., 1] / pixel_size_nm - r0[idx, None] + _EDGE_JITTER_PX[1]
+                d_px2 = face_distance_px2(torch.stack([col, row], -1), faces, p2f)
             # Inside a face: fully covered; outside: 2 sigmoid(-d / sigma) decays from 1 at the edge.
             # (A plain sigmoid would leave interior pixels near tiny faces' edges half-covered.)
             a = torch.where(dists <= 0, torch.ones_like(d_px2), 2 * torch.sigmoid(-d_px2 / sigma_px2)) * (

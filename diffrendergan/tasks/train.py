@@ -236,6 +236,10 @@ def train_gan(cfg: DictConfig, material: MaterialConfig, out_dir: Path) -> dict:
     best = checkpoint.best_model_path or str(last)
     best_module = GANModule.load_from_checkpoint(best, map_location="cpu") if Path(best).exists() else module
     best_module.eval()
+    if module.topography is not None and best_module is not module:
+        # Appearance comes from the best-realism checkpoint, but the size law is the Polyak average
+        # at the end of training: the realism metric is too noisy to pick a topography estimate.
+        best_module.topography.load_state_dict(module.topography.state_dict())
     summary: dict[str, Any] = {
         "material": material.name,
         "steps": int(module.batches_seen),
