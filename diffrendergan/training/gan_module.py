@@ -38,6 +38,9 @@ class GANModule(pl.LightningModule):
         learn_topography: also learn the size law (and particle count when ``learn_count``) through
             soft rasterization; ``lr_topo`` is its learning rate and ``topo_init`` overrides the
             material's size-law fields as the starting point (e.g. ``{"median_nm": 80}``).
+            ``topo_warmup_epochs``: epochs of appearance-only training (hard, faster path; the law
+            stays at its start) before the law learns, so that its first gradients come from a
+            discriminator that already compares plausible images rather than grey noise.
     """
 
     def __init__(
@@ -63,6 +66,7 @@ class GANModule(pl.LightningModule):
         lr_topo: float = 1e-2,
         topo_init: dict[str, float] | None = None,
         topo_betas: tuple[float, float] = (0.9, 0.999),
+        topo_warmup_epochs: int = 0,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -140,8 +144,11 @@ class GANModule(pl.LightningModule):
         opt_g, opt_d = self.optimizers()
         real = batch
         seeds = self._train_seeds(real.shape[0])
-        if self.topography is not None:
+        learning_law = self.topography is not None and self.current_epoch >= self.hparams.topo_warmup_epochs
+        if learning_law:
             fake = self.generator.forward_topography(self.topography.layouts(seeds), self.topography).image
+        elif self.topography is not None:  # warm-up: layouts from the (frozen) starting law
+            fake = self.generator(self.topography.layouts(seeds)).image
         else:
             fake = self.generator(self.generator.layouts(seeds)).image
 
@@ -150,7 +157,7 @@ class GANModule(pl.LightningModule):
             opt_g.zero_grad()
             self.manual_backward(loss_g)
             opt_g.step()
-            if self.topography is not None:
+            if learning_law:
                 self.topography.update_ema()
 
         with self.toggled_optimizer(opt_d):

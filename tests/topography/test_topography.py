@@ -118,3 +118,19 @@ def test_binomial_count_law_is_validated() -> None:
     raw["count"] = {"kind": "binomial", "n": 4, "mean": 5.0}
     with pytest.raises(ConfigError, match=r"count\.mean"):
         material_from_dict(raw)
+
+
+def test_warmup_epochs_freeze_the_law_then_release_it() -> None:
+    module = GANModule(_raw(), {"faces_per_pixel": 8}, layout_pool=0, n_eval=2, learn_topography=True,
+                       lr_topo=0.05, topo_init={"median_nm": 30.0}, topo_warmup_epochs=1)  # fmt: skip
+    data = torch.utils.data.DataLoader(torch.rand(4, 1, 64, 64), batch_size=2)
+    start = module.topography.summary(averaged=False)["median_nm"]
+    pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False).fit(
+        module, data
+    )
+    assert module.topography.summary(averaged=False)["median_nm"] == pytest.approx(start)
+    assert int(module.topography.ema_steps) == 0
+    pl.Trainer(max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False).fit(
+        module, data
+    )
+    assert module.topography.summary(averaged=False)["median_nm"] != pytest.approx(start)
