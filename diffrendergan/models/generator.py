@@ -18,13 +18,8 @@ from diffrendergan.errors import ConfigError
 from diffrendergan.models.param_net import PARAM_NETS
 from diffrendergan.models.topography import Topography
 from diffrendergan.rendering.renderer import MicroscopyRenderer, RenderOutput
-from diffrendergan.scene.laws import size_law_moments
+from diffrendergan.scene.laws import max_count, size_law_moments
 from diffrendergan.scene.layout import Layout, build_particles, layouts_to_tensor, sample_layout
-
-
-def default_max_particles(material: MaterialConfig) -> int:
-    c = material.count
-    return int(c.n if c.kind in ("fixed", "binomial") else c.high)
 
 
 class Generator(nn.Module):
@@ -50,7 +45,7 @@ class Generator(nn.Module):
         self.material = material
         self.layout_material = material  # the scene law layouts are drawn from (see use_scene_law)
         self.renderer = MicroscopyRenderer(material, renderer)
-        self.max_particles = max_particles or default_max_particles(material)
+        self.max_particles = max_particles or max_count(material.count)
         self.net = PARAM_NETS[net](self.max_particles, self.renderer.space.dim, hidden, layers, dropout)
         self.fov_nm = material.image_size * material.pixel_size_nm
         self.size_ref_nm = size_law_moments(material.size)["mean_size_nm"]

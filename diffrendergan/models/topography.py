@@ -24,7 +24,13 @@ import torch
 from torch import nn
 
 from diffrendergan.config import CountLaw, MaterialConfig, SizeLaw
-from diffrendergan.scene.laws import law_location, size_law_moments, sizes_from_noise
+from diffrendergan.scene.laws import (
+    expected_count,
+    law_location,
+    max_count,
+    size_law_moments,
+    sizes_from_noise,
+)
 from diffrendergan.scene.layout import Layout, sample_layout
 
 
@@ -51,10 +57,8 @@ class Topography(nn.Module):
             self.loc2 = nn.Parameter(torch.tensor(float(loc["loc2"])))
             self.log_scale2 = nn.Parameter(torch.tensor(math.log(max(loc["scale2"], 1e-3))))
         self.learn_count = learn_count
-        c = material.count
-        self.slots = int(c.n if c.kind in ("fixed", "binomial") else c.high)
-        mean_count = c.n if c.kind == "fixed" else 0.5 * (c.low + c.high) if c.kind == "uniform" else c.mean
-        p0 = min(max(mean_count / max(self.slots, 1), 0.05), 0.95)
+        self.slots = max_count(material.count)
+        p0 = min(max(expected_count(material.count) / max(self.slots, 1), 0.05), 0.95)
         self.count_logit = nn.Parameter(torch.tensor(math.log(p0 / (1 - p0))), requires_grad=learn_count)
         self.temperature = temperature
         # Polyak average of the law parameters: the adversarial signal makes the raw values
@@ -102,8 +106,9 @@ class Topography(nn.Module):
         probability), which is exactly the distribution of the training slots' hard presence."""
         count = self.material.count
         if self.learn_count:
-            p = 1.0 / (1.0 + math.exp(-self._averaged()["count_logit"]))
-            count = CountLaw(kind="binomial", n=self.slots, mean=self.slots * p)
+            count = CountLaw(
+                kind="binomial", n=self.slots, mean=self.slots * self._presence_probability(True)
+            )
         return replace(self.material, size=self.current_law(averaged=True), count=count)
 
     def layouts(self, seeds: list[int]) -> list[Layout]:
@@ -137,9 +142,15 @@ class Topography(nn.Module):
         law = self.current_law(averaged)
         out: dict[str, float | None] = dict(size_law_moments(law))
         out.update(_law_fields(law))
-        logit = self._averaged()["count_logit"] if averaged else float(self.count_logit.detach())
-        out["expected_count"] = self.slots / (1.0 + math.exp(-logit)) if self.learn_count else None
+        out["expected_count"] = (
+            self.slots * self._presence_probability(averaged) if self.learn_count else None
+        )
         return out
+
+    def _presence_probability(self, averaged: bool) -> float:
+        """Probability that a particle slot is occupied (current or Polyak-averaged logit)."""
+        logit = self._averaged()["count_logit"] if averaged else float(self.count_logit.detach())
+        return 1.0 / (1.0 + math.exp(-logit))
 
 
 def _law_fields(law: SizeLaw) -> dict[str, float]:
@@ -155,10 +166,5 @@ def law_summary(law: SizeLaw, count: CountLaw) -> dict[str, float]:
     """The same keys as :meth:`Topography.summary` for a configured (e.g. the demo's true) law."""
     out: dict[str, float] = dict(size_law_moments(law))
     out.update(_law_fields(law))
-    out["expected_count"] = {
-        "fixed": count.n,
-        "uniform": 0.5 * (count.low + count.high),
-        "poisson": count.mean,
-        "binomial": count.mean,
-    }[count.kind]
+    out["expected_count"] = expected_count(count)
     return out

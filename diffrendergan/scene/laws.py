@@ -52,11 +52,19 @@ def law_location(law: SizeLaw) -> dict[str, float]:
     return {"loc": law.mean_nm, "scale": law.std_nm, "loc2": law.mean2_nm, "scale2": law.std2_nm}
 
 
-def sample_sizes(law: SizeLaw, n: int, gen: torch.Generator) -> torch.Tensor:
-    """Equivalent diameters (n,) in nm, clipped to [min_nm, max_nm]."""
+def sample_sizes_and_noise(
+    law: SizeLaw, n: int, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Equivalent diameters (n,) in nm, clipped to [min_nm, max_nm], with the noise (eps, second)
+    they were made from (layouts keep it for reparameterised topography gradients)."""
     eps, second = sample_size_noise(law, n, gen)
     d = sizes_from_noise(law.kind, eps, second, **law_location(law))
-    return d.clamp(law.min_nm, law.max_nm)
+    return d.clamp(law.min_nm, law.max_nm), eps, second
+
+
+def sample_sizes(law: SizeLaw, n: int, gen: torch.Generator) -> torch.Tensor:
+    """Equivalent diameters (n,) in nm, clipped to [min_nm, max_nm]."""
+    return sample_sizes_and_noise(law, n, gen)[0]
 
 
 def size_law_moments(law: SizeLaw) -> dict[str, float]:
@@ -72,6 +80,20 @@ def size_law_moments(law: SizeLaw) -> dict[str, float]:
         second = (1 - w) * (law.std_nm**2 + law.mean_nm**2) + w * (law.std2_nm**2 + law.mean2_nm**2)
         std = math.sqrt(max(second - mean**2, 0.0))
     return {"mean_size_nm": mean, "std_size_nm": std}
+
+
+def max_count(law: CountLaw) -> int:
+    """The most particles one image can hold under the law (parameter-network and topography slots)."""
+    return int(law.n if law.kind in ("fixed", "binomial") else law.high)
+
+
+def expected_count(law: CountLaw) -> float:
+    """Mean particles per image (Poisson: before clipping)."""
+    if law.kind == "fixed":
+        return float(law.n)
+    if law.kind == "uniform":
+        return 0.5 * (law.low + law.high)
+    return float(law.mean)
 
 
 def sample_count(law: CountLaw, gen: torch.Generator) -> int:

@@ -13,7 +13,7 @@ import torch
 
 from diffrendergan.config import MaterialConfig
 from diffrendergan.geometry.shapes import make_unit_shapes, random_rotations, vertex_normals
-from diffrendergan.scene.laws import law_location, sample_count, sample_size_noise, sizes_from_noise
+from diffrendergan.scene.laws import sample_count, sample_sizes_and_noise
 from diffrendergan.scene.placement import place
 
 
@@ -72,9 +72,7 @@ def sample_layout(material: MaterialConfig, seed: int) -> Layout:
     """Draw count, sizes, shapes, orientations and positions for one image (deterministic in seed)."""
     gen = torch.Generator().manual_seed(int(seed))
     n = sample_count(material.count, gen)
-    eps, second = sample_size_noise(material.size, n, gen)
-    sizes = sizes_from_noise(material.size.kind, eps, second, **law_location(material.size))
-    sizes = sizes.clamp(material.size.min_nm, material.size.max_nm)
+    sizes, eps, second = sample_sizes_and_noise(material.size, n, gen)
     shape_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen))
     flat = material.shape.family == "wire"
     rot = random_rotations(n, gen, flat=flat)

@@ -18,7 +18,7 @@ from PIL import Image
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from diffrendergan.config import SizeLaw
-from diffrendergan.scene.laws import law_location, sample_size_noise, sizes_from_noise
+from diffrendergan.scene.laws import sample_sizes
 from diffrendergan.utils.io import atomic_write
 
 MASK_COLOURS = np.array([[0, 0, 0], [40, 200, 90], [255, 60, 60]], dtype=np.float32)
@@ -112,13 +112,6 @@ class ParamHistogramCallback(pl.Callback):
         plt.close(fig)
 
 
-def draw_sizes(law: SizeLaw, n: int = 4000, seed: int = 0) -> np.ndarray:
-    """n sizes (nm) from a size law, clamped like layouts are."""
-    eps, second = sample_size_noise(law, n, torch.Generator().manual_seed(seed))
-    sizes = sizes_from_noise(law.kind, eps, second, **law_location(law))
-    return sizes.clamp(law.min_nm, law.max_nm).numpy()
-
-
 class SizeLawCallback(pl.Callback):
     """With topography learning, after each validation: ``topography/epoch_XXX.png``, the learned
     size distribution (Polyak average) against the starting law and, when known, the true law."""
@@ -135,7 +128,9 @@ class SizeLawCallback(pl.Callback):
         curves = {"start": topo.base_law, "learned": topo.current_law(averaged=True)}
         if self.truth is not None:
             curves["truth"] = self.truth
-        samples = {k: draw_sizes(v) for k, v in curves.items()}
+        samples = {
+            k: sample_sizes(v, 4000, torch.Generator().manual_seed(0)).numpy() for k, v in curves.items()
+        }
         hi = float(np.percentile(np.concatenate(list(samples.values())), 99.5))
         fig, ax = plt.subplots(figsize=(5, 3))
         colours = {"start": "#bbbbbb", "learned": "#4477aa", "truth": "#ee6677"}
