@@ -9,7 +9,7 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 export HYDRA_FULL_ERROR := 0
 export PYTHONHASHSEED := 0
 
-.PHONY: help install run test test-fast smoke lint format bench bench-full sweep docker-build clean lock
+.PHONY: help install run test test-fast test-gpu smoke lint format bench bench-full sweep docker-build clean lock
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -61,3 +61,6 @@ docker-build: ## build the GPU image (needs a Docker engine)
 clean: ## remove caches and run outputs (keeps .venv)
 	rm -rf outputs multirun wandb .pytest_cache .ruff_cache .cache build *.egg-info
 	find . -name __pycache__ -prune -exec rm -rf {} +
+
+test-gpu: install ## CUDA checks only (needs a GPU): renderer parity, GPU/DDP-on-GPU runs, export
+	$(PY) -m pytest -q -m gpu

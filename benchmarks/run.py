@@ -65,13 +65,13 @@ def fixed_count(m: MaterialConfig, n: int) -> MaterialConfig:
 class StepBench:
     """One GAN step (paper order: G step then D step) with batch B, and its D-only part."""
 
-    def __init__(self, material: MaterialConfig, renderer: RendererConfig, batch: int):
+    def __init__(self, material: MaterialConfig, renderer: RendererConfig, batch: int, device: str = "cpu"):
         torch.manual_seed(0)
-        self.g = Generator(material, renderer)
-        self.d = PatchDiscriminator()
+        self.g = Generator(material, renderer).to(device)
+        self.d = PatchDiscriminator().to(device)
         self.opt_g = torch.optim.Adam(self.g.parameters(), 2e-4, betas=(0.5, 0.999))
         self.opt_d = torch.optim.Adam(self.d.parameters(), 1e-4, betas=(0.5, 0.999))
-        self.real = torch.rand(batch, 1, material.image_size, material.image_size)
+        self.real = torch.rand(batch, 1, material.image_size, material.image_size, device=device)
         self.seeds = list(range(batch))
         self.fake_leaf = torch.rand_like(self.real)
 
@@ -91,6 +91,11 @@ class StepBench:
         fake = self.g(self.g.layouts(self.seeds)).image
         self.d_part(fake)
         self.opt_g.step()
+
+    def full_fresh(self) -> None:
+        """A step whose layouts are new (layout_pool=0): rasterization included."""
+        self.g.renderer._cache.clear()
+        self.full()
 
     def render_fwd_bwd(self) -> None:
         out = self.g(self.g.layouts(self.seeds)).image
@@ -195,6 +200,59 @@ def render_figures(material: MaterialConfig, particles: int, size: int, repeats:
     return out
 
 
+def cuda_figures(repeats: int, gpu: str = "cuda") -> dict:
+    """GPU vs the same machine's CPU, one process: rasterization (PyTorch3D CUDA kernels vs CPU),
+    GAN steps with fresh and cached layouts, export, and topography's soft coverage."""
+    from diffrendergan.export.writer import export_dataset
+
+    def timed(fn: Callable[[], object], n: int = repeats) -> float:
+        def synced() -> None:
+            fn()
+            if gpu == "cuda":
+                torch.cuda.synchronize()
+
+        return median_time(synced, n)
+
+    tio2 = load_material("tio2")
+    name = torch.cuda.get_device_name() if gpu == "cuda" else gpu
+    out: dict = {"gpu": name, "cpu_threads": torch.get_num_threads()}
+    for n in (30, 200):
+        m = fixed_count(tio2, n)
+        on = {dev: Generator(m, RendererConfig()).to(dev) for dev in ("cpu", gpu)}
+        lays = on["cpu"].layouts(list(range(8)))
+
+        def raster(dev: str, lays=lays, on=on) -> None:
+            on[dev].renderer._cache.clear()
+            on[dev].renderer.gbuffer(lays, device=dev)
+
+        cpu_s, gpu_s = timed(lambda: raster("cpu"), 3), timed(lambda: raster(gpu), 3)
+        out[f"raster_batch8_256px_{n}p"] = {"cpu_s": cpu_s, "cuda_s": gpu_s, "speedup": cpu_s / gpu_s}
+    sio2 = fixed_count(load_material("sio2"), 20)
+    steps = {
+        "cuda_raster": StepBench(sio2, RendererConfig(), 8, gpu),
+        "cpu_raster": StepBench(sio2, RendererConfig(raster_device="cpu"), 8, gpu),
+    }
+    fresh = {k: timed(b.full_fresh) for k, b in steps.items()}
+    out["gan_step_batch8"] = {
+        "fresh_layouts_s": fresh["cuda_raster"],
+        "fresh_layouts_cpu_raster_s": fresh["cpu_raster"],
+        "cached_layouts_s": timed(steps["cuda_raster"].full),
+        "disc_only_s": timed(steps["cuda_raster"].disc_only),
+        "cpu_cached_layouts_s": median_time(StepBench(sio2, RendererConfig(), 8).full, 3),
+    }
+    m = fixed_count(tio2, 30)
+    rate = {}
+    for dev in ("cpu", gpu):
+        g = Generator(m, RendererConfig()).to(dev)
+        with tempfile.TemporaryDirectory() as tmp:
+            export_dataset(g, Path(tmp) / "warm", 2, seed=99, batch_size=16, progress=False)
+            t = time.perf_counter()
+            export_dataset(g, Path(tmp) / "out", 32, seed=0, batch_size=16, progress=False)
+            rate[dev] = 32 / (time.perf_counter() - t)
+    out["export_256px_30p_images_per_s"] = {**rate, "speedup": rate[gpu] / rate["cpu"]}
+    return out
+
+
 def peak_rss(case: str) -> float:
     """Peak RSS (GB) of a fresh process doing one GAN step or one export at 1024 px, 200 particles."""
     code = (
@@ -231,8 +289,15 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--full", action="store_true", help="add scaling curves and peak memory")
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--cuda", action="store_true", help="only the GPU-vs-CPU figures (needs CUDA)")
     args = ap.parse_args(argv)
     res: dict = {"environment": environment(), "targets": TARGETS}
+    if args.cuda:
+        if not torch.cuda.is_available():
+            ap.error("--cuda: torch sees no CUDA device")
+        res["cuda"] = cuda_figures(args.repeats)
+        print(json.dumps(res, indent=2))
+        return res
     step1 = gan_step_figures(1, args.repeats)
     res.update(
         {k: step1[k] for k in ("gan_step_s", "disc_step_s", "render_share", "baseline_gan_step_s", "speedup")}

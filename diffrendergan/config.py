@@ -119,6 +119,8 @@ class RendererConfig:
     face against every pixel. ``supersample`` renders at k x resolution and average-pools.
     Soft settings (``blur_px``, ``faces_per_pixel``, ``sigma_px2``) apply in ``geometry_grad``
     mode only: with fixed geometry, hard fragments give exact shading gradients.
+    ``raster_device``: ``auto`` rasterizes where the generator lives (PyTorch3D's CUDA kernels on
+    a GPU), ``cpu`` always on the CPU.
     """
 
     windowed: bool = True
@@ -130,6 +132,7 @@ class RendererConfig:
     sigma_px2: float | None = None
     min_instance_px: int = 8
     min_background_fraction: float = 0.05
+    raster_device: str = "auto"
 
 
 def _build(cls: type, raw: Mapping[str, Any] | None, key: str) -> Any:
@@ -259,6 +262,9 @@ def material_from_dict(raw: Mapping[str, Any], key: str = "material") -> Materia
 _RETIRED_RENDERER_KEYS = {"sigma": "use sigma_px2", "gamma": "colours come from the hard front surface"}
 
 
+RASTER_DEVICES = ("auto", "cpu")
+
+
 def renderer_from_dict(raw: Mapping[str, Any] | None, key: str = "renderer") -> RendererConfig:
     raw = dict(raw or {})
     for old, why in _RETIRED_RENDERER_KEYS.items():
@@ -275,6 +281,10 @@ def renderer_from_dict(raw: Mapping[str, Any] | None, key: str = "renderer") -> 
         _positive(f"{key}.sigma_px2", r.sigma_px2)
     if not 0 <= r.min_background_fraction < 1:
         raise ConfigError(f"{key}.min_background_fraction", "expected a fraction in [0, 1)")
+    if r.raster_device not in RASTER_DEVICES:
+        raise ConfigError(
+            f"{key}.raster_device", f"expected one of {RASTER_DEVICES}, got {r.raster_device!r}"
+        )
     return r
 
 

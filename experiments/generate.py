@@ -14,6 +14,7 @@ from diffrendergan.config import renderer_from_dict
 from diffrendergan.export.writer import export_dataset
 from diffrendergan.models.generator import Generator
 from diffrendergan.tasks.compare import load_generator
+from diffrendergan.utils.device import resolve_device
 from experiments._common import one_line_errors, require_material
 
 
@@ -42,6 +43,7 @@ def build_generator(cfg: DictConfig) -> tuple[Generator, bool]:
 @one_line_errors
 def main(cfg: DictConfig) -> dict:
     gen, baseline = build_generator(cfg)
+    gen = gen.to(resolve_device(cfg.get("device", "auto")))
     res = export_dataset(
         gen,
         Path(str(cfg.out_dir)),

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
+import torch
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,7 +22,7 @@ def run_cli(module: str, *overrides: str, cwd: Path) -> subprocess.CompletedProc
         "WANDB_MODE": "disabled",
         "NO_ALBUMENTATIONS_UPDATE": "1",
         "HYDRA_FULL_ERROR": "0",
-        "PYTHONPATH": str(ROOT),
+        "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
     }
     cmd = [sys.executable, "-m", module, *overrides, f"hydra.run.dir={cwd / 'hydra'}"]
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
@@ -48,3 +50,29 @@ def test_generate_without_material_is_one_line_error(tmp_path: Path) -> None:
     assert len(errors) == 1, proc.stderr
     assert errors[0].startswith("error:") and "+material" in errors[0]
     assert "Traceback" not in proc.stderr + proc.stdout
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_generate_on_cuda(tmp_path: Path) -> None:
+    out = tmp_path / "synthetic"
+    overrides = ("+material=tio2", "checkpoint=none", "n_images=4", "device=cuda", f"out_dir={out}")
+    proc = run_cli("experiments.generate", *overrides, "material.image_size=128", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    masks = [np.asarray(Image.open(p)) for p in sorted((out / "masks").iterdir())]
+    assert len(masks) == 4 and all(set(np.unique(m)) == {0, 1, 2} for m in masks)
+
+
+def test_generate_device_cuda_without_gpu_is_one_line_error(tmp_path: Path) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    overrides = (
+        "+material=sio2",
+        "checkpoint=none",
+        "n_images=1",
+        "device=cuda",
+        f"out_dir={tmp_path / 'o'}",
+    )
+    proc = run_cli("experiments.generate", *overrides, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "device" in proc.stderr and "no CUDA device" in proc.stderr and "Traceback" not in proc.stderr

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = [
@@ -177,3 +178,36 @@ def test_sigterm_mid_epoch_then_resume(tmp_path: Path, cache_dir: Path) -> None:
     res = run_cli([*args, "resume=true"])
     assert res.returncode == 0, res.stderr[-3000:]
     assert json.loads((out / "summary.json").read_text())["epochs"] == 6
+
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_gpu_run_learns_topography_exports_and_evaluates(tmp_path: Path, cache_dir: Path) -> None:
+    out = tmp_path / "gpu"
+    args = [*SMALL, "trainer=gpu", "model.learn_topography=true", "model.learn_count=true"]
+    res = run_cli(
+        [*args, "model.topo_report_images=4", f"hydra.run.dir={out}", f"paths.cache_dir={cache_dir}"]
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["hardware"]["accelerator"] == "cuda" and summary["hardware"]["gpu"]
+    assert summary["steps"] == 8 and summary["realism"]["end"] > 0
+    assert summary["topography"]["learned"]["median_nm"] > 0
+    assert summary["export"]["n_written"] == 8
+    assert 0.0 <= summary["evaluation"]["dsc"] <= 1.0
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_ddp_strategy_on_one_gpu(tmp_path: Path, cache_dir: Path) -> None:
+    """The multi-GPU configuration (NCCL process group, DDP wrappers) on the one GPU there is."""
+    out = tmp_path / "ddp_gpu"
+    args = [*SMALL, "trainer=ddp", "trainer.devices=1", "export.enabled=false"]
+    res = run_cli([*args, f"hydra.run.dir={out}", f"paths.cache_dir={cache_dir}"])
+    assert res.returncode == 0, res.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["hardware"] == {"accelerator": "cuda", "world_size": 1, "gpu": summary["hardware"]["gpu"]}
+    assert summary["hardware"]["gpu"] and summary["steps"] == 8

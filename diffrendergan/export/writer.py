@@ -140,7 +140,7 @@ def _accept_layouts(
     results: dict[int, tuple[Layout, torch.Tensor, torch.Tensor]] = {}
     while pending:
         lays = g.layouts([chosen[i] for i in pending])
-        classes, inst = g.renderer.masks(lays)
+        classes, inst = g.renderer.masks(lays, device=g.net.head.weight.device)
         frac = background_fraction(classes)
         retry = []
         for k, i in enumerate(pending):
@@ -186,7 +186,7 @@ def render_batch(
     else:  # one row at a time: a batched matmul's rounding would depend on the batch size
         unit = torch.cat([g.unit_params([lay]) for lay in layouts])
     params = r.space.to_physical(unit)
-    signal = r.shader(r.gbuffer(layouts).to(dev), params)
+    signal = r.shader(r.gbuffer(layouts, device=dev).to(dev), params)
     x = optics(signal, params, r.cfg.supersample)  # (B, 1, H, W)
     images = []
     for k, lay in enumerate(layouts):

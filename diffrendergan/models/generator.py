@@ -91,8 +91,10 @@ class Generator(nn.Module):
     def forward(
         self, layouts: list[Layout], generator: torch.Generator | None = None, noise: bool = True
     ) -> RenderOutput:
-        gb = self.renderer.gbuffer(layouts)
-        return self.renderer.shade(gb, self.unit_params(layouts), generator, noise=noise)
+        unit = self.unit_params(layouts)
+        return self.renderer.shade(
+            self.renderer.gbuffer(layouts, device=unit.device), unit, generator, noise=noise
+        )
 
     def forward_topography(
         self, layouts: list[Layout], topography: Topography, generator: torch.Generator | None = None

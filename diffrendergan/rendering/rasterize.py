@@ -45,6 +45,10 @@ class SurfaceMaps:
     normal: torch.Tensor
     thickness: torch.Tensor | None = None
 
+    def to(self, device: torch.device | str) -> SurfaceMaps:
+        thick = None if self.thickness is None else self.thickness.to(device)
+        return SurfaceMaps(self.instance.to(device), self.height.to(device), self.normal.to(device), thick)
+
 
 _EDGE_JITTER_PX = (1.37e-3, 0.91e-3)
 
@@ -100,8 +104,11 @@ def _size_class(s: torch.Tensor) -> torch.Tensor:
 def rasterize_windowed(
     particles: list[Particles], image_size: int, pixel_size_nm: float, thickness: bool = False
 ) -> SurfaceMaps:
-    """Rasterize each particle in its own window and composite by depth. See module docstring."""
+    """Rasterize each particle in its own window and composite by depth. See module docstring.
+
+    Runs on the particles' device (PyTorch3D's CUDA rasterizer on a GPU); maps come back there."""
     b_count, h = len(particles), image_size
+    dev = next((p.verts.device for p in particles if p.verts.numel()), torch.device("cpu"))
     w = image_size
     z_top = 1.0 + max((float(p.verts[..., 2].max()) for p in particles if p.verts.numel()), default=1.0)
     # One entry per particle whose bounding box meets the image: image b, particle p, window
@@ -123,13 +130,13 @@ def rasterize_windowed(
         cols_c0.append(c0[idx])
         cols_s.append(_size_class(torch.maximum(c1 - c0, r1 - r0)[idx] + 1))
     e_b, e_p, e_r0, e_c0, e_s = (
-        torch.cat(c) if c else torch.zeros(0, dtype=torch.long)
+        torch.cat(c) if c else torch.zeros(0, dtype=torch.long, device=dev)
         for c in (cols_b, cols_p, cols_r0, cols_c0, cols_s)
     )
 
     total = b_count * h * w
     g_all, d_all, inst_all, n_all = [], [], [], []
-    thick = torch.zeros(total) if thickness else None
+    thick = torch.zeros(total, device=dev) if thickness else None
     for size in sorted(set(e_s.tolist())):
         sel = (e_s == size).nonzero().flatten()  # ordered by image, then particle
         bidx, pidx, r0, c0 = e_b[sel], e_p[sel], e_r0[sel], e_c0[sel]
@@ -140,8 +147,8 @@ def rasterize_windowed(
         p2f, zbuf, nrm = _raster(
             _to_ndc(verts, r0, c0, size, pixel_size_nm, z_top, False), faces, normals, size
         )
-        rows = r0[:, None] + torch.arange(size)[None]  # (N, S)
-        cols = c0[:, None] + torch.arange(size)[None]
+        rows = r0[:, None] + torch.arange(size, device=dev)[None]  # (N, S)
+        cols = c0[:, None] + torch.arange(size, device=dev)[None]
         in_img = (rows[:, :, None] < h) & (cols[:, None, :] < w)
         g = (
             bidx[:, None, None] * (h * w)
@@ -163,15 +170,16 @@ def rasterize_windowed(
             both = valid & (p2f_b >= 0)
             thick.index_add_(0, g[both], (top - bottom)[both].clamp_min(0))
 
-    instance = torch.zeros(total, dtype=torch.long)
-    height = torch.zeros(total)
-    normal = torch.zeros(total, 3)
+    instance = torch.zeros(total, dtype=torch.long, device=dev)
+    height = torch.zeros(total, device=dev)
+    normal = torch.zeros(total, 3, device=dev)
     normal[:, 2] = 1.0
     if g_all:
         g, d, inst, nrm = torch.cat(g_all), torch.cat(d_all), torch.cat(inst_all), torch.cat(n_all)
-        dmin = torch.full((total,), math.inf).scatter_reduce(0, g, d, "amin")
+        dmin = torch.full((total,), math.inf, device=dev).scatter_reduce(0, g, d, "amin")
         win = d == dmin[g]
-        imax = torch.full((total,), -1, dtype=torch.long).scatter_reduce(0, g[win], inst[win], "amax")
+        imax = torch.full((total,), -1, dtype=torch.long, device=dev)
+        imax = imax.scatter_reduce(0, g[win], inst[win], "amax")
         win &= inst == imax[g]
         instance[g[win]] = inst[win]
         height[g[win]] = z_top - d[win]

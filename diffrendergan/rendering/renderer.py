@@ -59,16 +59,17 @@ class MicroscopyRenderer:
     def image_size(self) -> int:
         return self.material.image_size
 
-    def _surfaces(self, layouts: list[Layout], scale: int) -> GBuffer:
-        """Rasterize several layouts in one windowed batch and derive their G-buffers."""
+    def _surfaces(self, layouts: list[Layout], scale: int, device: torch.device) -> GBuffer:
+        """Rasterize several layouts in one windowed batch on ``device`` and derive their G-buffers
+        (on the CPU: the edge distances and substrate textures are SciPy filters)."""
         m = self.material
         px = m.pixel_size_nm / scale
-        parts = [build_particles(lay, m) for lay in layouts]
+        parts = [build_particles(lay, m).to(device) for lay in layouts]
         if self.shader.needs_thickness or self.cfg.windowed:
             maps = rasterize_windowed(parts, m.image_size * scale, px, thickness=self.shader.needs_thickness)
         else:
             maps = rasterize_full(parts, m.image_size * scale, px)
-        return build_gbuffer(maps, px, m.detector_azimuth_deg, [lay.seed for lay in layouts])
+        return build_gbuffer(maps.to("cpu"), px, m.detector_azimuth_deg, [lay.seed for lay in layouts])
 
     @staticmethod
     def cache_key(layout: Layout, scale: int) -> tuple:
@@ -76,12 +77,16 @@ class MicroscopyRenderer:
         topography learning the same seed yields different layouts as the size law moves."""
         return (layout.seed, layout.shape_seed, layout.n, scale, float(layout.xyzs.sum()))
 
-    def gbuffer(self, layouts: list[Layout], scale: int | None = None) -> GBuffer:
-        """G-buffers (B images) at ``scale`` x resolution (default: the supersampling factor)."""
+    def gbuffer(
+        self, layouts: list[Layout], scale: int | None = None, device: torch.device | str | None = None
+    ) -> GBuffer:
+        """G-buffers (B images, on the CPU) at ``scale`` x resolution (default: the supersampling
+        factor); missing ones are rasterized on ``device`` (see ``RendererConfig.raster_device``)."""
         scale = self.cfg.supersample if scale is None else scale
+        device = torch.device("cpu" if device is None or self.cfg.raster_device == "cpu" else device)
         keys = [self.cache_key(lay, scale) for lay in layouts]
         missing = [i for i, k in enumerate(keys) if k not in self._cache]
-        fresh = self._surfaces([layouts[i] for i in missing], scale) if missing else None
+        fresh = self._surfaces([layouts[i] for i in missing], scale, device) if missing else None
         out: list[GBuffer] = []
         for i, key in enumerate(keys):
             if fresh is not None and i in missing:
@@ -116,7 +121,7 @@ class MicroscopyRenderer:
         unit_params: torch.Tensor,
         generator: torch.Generator | None = None,
     ) -> RenderOutput:
-        return self.shade(self.gbuffer(layouts), unit_params, generator)
+        return self.shade(self.gbuffer(layouts, device=unit_params.device), unit_params, generator)
 
     def render_soft(
         self,
@@ -138,7 +143,7 @@ class MicroscopyRenderer:
         cov = soft_coverage(
             particles, m.image_size, m.pixel_size_nm, cfg.blur_px, cfg.faces_per_pixel, weights, cfg.sigma_px2
         )
-        gb = self.gbuffer(layouts, scale=1).to(unit_params.device)
+        gb = self.gbuffer(layouts, scale=1, device=unit_params.device).to(unit_params.device)
         params = self.space.to_physical(unit_params)
         full = self.shader(gb, params)
         substrate = self.shader(replace(gb, particle=torch.zeros_like(gb.particle)), params)
@@ -147,7 +152,9 @@ class MicroscopyRenderer:
         signal = cov * particle + (1 - cov) * substrate
         return RenderOutput(add_noise(optics(signal, params), params, generator), params)
 
-    def masks(self, layouts: list[Layout]) -> tuple[torch.Tensor, torch.Tensor]:
+    def masks(
+        self, layouts: list[Layout], device: torch.device | str | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Exact 3-class masks (B, H, W) uint8 and instance maps (B, H, W) long at output size."""
-        gb = self.gbuffer(layouts, scale=1)
+        gb = self.gbuffer(layouts, scale=1, device=device)
         return classes_from_rendered(gb.instance, gb.height[:, 0], self.cfg.min_instance_px)

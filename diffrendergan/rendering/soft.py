@@ -45,7 +45,8 @@ def soft_coverage(
     h = w = image_size
     if sigma_px2 is None:  # coverage falls to 1e-4 at the blur radius (the SoftRas recipe)
         sigma_px2 = max(blur_px, 1e-3) ** 2 / math.log(1.0 / 1e-4 - 1.0)
-    log_free = torch.zeros(len(particles) * h * w, dtype=torch.float32)
+    dev = next((p.verts.device for p in particles if p.verts.numel()), torch.device("cpu"))
+    log_free = torch.zeros(len(particles) * h * w, dtype=torch.float32, device=dev)
     z_top = 1.0 + max(
         (float(p.verts[..., 2].detach().max()) for p in particles if p.verts.numel()), default=1.0
     )
@@ -90,8 +91,8 @@ def soft_coverage(
             if weights is not None:
                 a = a * weights[b][idx].to(a)[:, None, None]
             log_free_win = torch.log1p(-a.clamp(max=1 - 1e-6))
-            rows = r0[idx, None] + torch.arange(s)[None]
-            cols = c0[idx, None] + torch.arange(s)[None]
+            rows = r0[idx, None] + torch.arange(s, device=dev)[None]
+            cols = c0[idx, None] + torch.arange(s, device=dev)[None]
             ok = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]
             g = b * h * w + rows[:, :, None].clamp(0, h - 1) * w + cols[:, None, :].clamp(0, w - 1)
             log_free = log_free.index_add(0, g[ok], log_free_win[ok])

@@ -61,6 +61,9 @@ class Particles:
     faces: torch.Tensor
     normals: torch.Tensor
 
+    def to(self, device: torch.device | str) -> Particles:
+        return Particles(self.verts.to(device), self.faces.to(device), self.normals.to(device))
+
 
 def _oriented(material: MaterialConfig, n: int, shape_seed: int, rot: torch.Tensor, sizes: torch.Tensor):
     unit = make_unit_shapes(n, material.shape, torch.Generator().manual_seed(shape_seed))
@@ -110,19 +113,23 @@ def build_particles(layout: Layout, material: MaterialConfig, sizes: torch.Tenso
     """Rebuild world-space meshes from a layout.
 
     ``sizes`` (P,) overrides the layout's sizes, e.g. a reparameterised tensor that carries
-    gradients (geometry-gradient mode). Particles then rest on the substrate at their new size.
+    gradients (geometry-gradient mode). Particles then rest on the substrate at their new size, and
+    the meshes are built on the sizes' device (so soft rasterization runs where the law learns).
     """
     if layout.n == 0:
         return Particles(torch.zeros(0, 3, 3), torch.zeros(0, 1, 3, dtype=torch.long), torch.zeros(0, 3, 3))
+    dev = layout.xyzs.device if sizes is None else sizes.device  # meshes live where the sizes do
     unit = make_unit_shapes(layout.n_shapes, material.shape, torch.Generator().manual_seed(layout.shape_seed))
-    verts = unit.verts[layout.shape_index]
-    faces = unit.faces[layout.shape_index]
-    centres = layout.xyzs[:, :3]
+    verts = unit.verts[layout.shape_index].to(dev)
+    faces = unit.faces[layout.shape_index].to(dev)
+    xyzs = layout.xyzs.to(dev)
+    centres = xyzs[:, :3]
     if sizes is None:
-        sizes = layout.xyzs[:, 3]
+        sizes = xyzs[:, 3]
     else:  # keep the same contact geometry: scale about the centre, keep resting height ratio
-        centres = torch.cat([centres[:, :2], centres[:, 2:3] * sizes[:, None] / layout.xyzs[:, 3:4]], 1)
-    world = torch.einsum("pij,pvj->pvi", layout.rotation, verts) * sizes[:, None, None] + centres[:, None, :]
+        centres = torch.cat([centres[:, :2], centres[:, 2:3] * sizes[:, None] / xyzs[:, 3:4]], 1)
+    rotation = layout.rotation.to(dev)
+    world = torch.einsum("pij,pvj->pvi", rotation, verts) * sizes[:, None, None] + centres[:, None, :]
     return Particles(world, faces, vertex_normals(world, faces))
 
 

@@ -258,6 +258,7 @@ def train_gan(cfg: DictConfig, material: MaterialConfig, out_dir: Path) -> dict:
         "output_dir": str(out_dir),
         "real_patches": str(real.patch_dir),
         "n_real_patches": {"train": len(dm.train_set), "val": len(dm.val_set)},
+        "hardware": _hardware(trainer),
     }
     if real.demo_truth is not None:
         summary["demo_truth"] = {
@@ -291,6 +292,16 @@ def topography_report(module: GANModule, material: MaterialConfig, real: RealDat
     return report
 
 
+def _hardware(trainer: pl.Trainer) -> dict[str, Any]:
+    """What the run trained on, for the summary: accelerator kind, world size, GPU model."""
+    kind = type(trainer.accelerator).__name__.removesuffix("Accelerator").lower()  # cpu | cuda | mps
+    return {
+        "accelerator": kind,
+        "world_size": int(trainer.world_size),
+        "gpu": torch.cuda.get_device_name() if kind == "cuda" else None,
+    }
+
+
 def export_and_evaluate(cfg: DictConfig, module: GANModule, real: RealData, out_dir: Path) -> dict:
     """Export a synthetic annotated set with the best generator; evaluate segmentation on the
     labeled real (or demo) data when there is any."""
@@ -300,8 +311,9 @@ def export_and_evaluate(cfg: DictConfig, module: GANModule, real: RealData, out_
     from diffrendergan.export.writer import export_dataset
 
     export_dir = out_dir / "synthetic"
+    on_gpu = torch.cuda.is_available() and cfg.trainer.accelerator in ("gpu", "cuda", "auto")
     res = export_dataset(
-        module.export_generator(),
+        module.export_generator().to("cuda" if on_gpu else "cpu"),  # fit hands the module back on the CPU
         export_dir,
         int(cfg.export.n_images),
         seed=int(cfg.seed),
@@ -325,9 +337,7 @@ def export_and_evaluate(cfg: DictConfig, module: GANModule, real: RealData, out_
         limit_train_batches=cfg.evaluate.limit_train_batches,
         pixel_size_nm=module.generator.material.pixel_size_nm,
         seed=int(cfg.seed),
-        accelerator="gpu"
-        if torch.cuda.is_available() and cfg.trainer.accelerator in ("gpu", "auto")
-        else "cpu",
+        accelerator="gpu" if on_gpu else "cpu",
     )
     out["evaluation"] = {
         "metrics": str(seg_dir / "metrics.json"),

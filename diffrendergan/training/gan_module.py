@@ -221,6 +221,8 @@ class GANModule(pl.LightningModule):
             for k, v in self.topography.summary().items():
                 if v is not None:
                     self.log(f"topography/{k}", float(v))
-        for name, v in params.items():
+        for name, v in params.items():  # synced across ranks: on the module's device (NCCL has no CPU)
+            v = v.to(self.device)
             self.log(f"params/{name}_mean", v.mean(), sync_dist=True)
-            self.log(f"params/{name}_std", v.std() if v.numel() > 1 else torch.zeros(()), sync_dist=True)
+            std = v.std() if v.numel() > 1 else torch.zeros((), device=self.device)
+            self.log(f"params/{name}_std", std, sync_dist=True)
