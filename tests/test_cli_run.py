@@ -44,6 +44,13 @@ def run_cli(
     )
 
 
+def run_ok(args: list[str], out: Path, cache_dir: Path) -> dict:
+    """Run the main job into ``out`` (shared demo cache); it must succeed. Returns summary.json."""
+    res = run_cli([*args, f"hydra.run.dir={out}", f"paths.cache_dir={cache_dir}"])
+    assert res.returncode == 0, res.stderr[-3000:]
+    return json.loads((out / "summary.json").read_text())
+
+
 def test_smoke_run_writes_summary(tmp_path: Path, cache_dir: Path) -> None:
     out = tmp_path / "run"
     res = run_cli([*SMALL, f"hydra.run.dir={out}", f"paths.cache_dir={cache_dir}"])
@@ -67,11 +74,7 @@ def test_smoke_run_writes_summary(tmp_path: Path, cache_dir: Path) -> None:
 def test_topography_run_reports_learned_law_and_exports_from_it(tmp_path: Path, cache_dir: Path) -> None:
     out = tmp_path / "run"
     args = [*SMALL, "model.learn_topography=true", "model.learn_count=true", "model.topo_init={median_nm:60}"]
-    res = run_cli(
-        [*args, "model.topo_report_images=4", f"hydra.run.dir={out}", f"paths.cache_dir={cache_dir}"]
-    )
-    assert res.returncode == 0, res.stderr[-3000:]
-    topo = json.loads((out / "summary.json").read_text())["topography"]
+    topo = run_ok([*args, "model.topo_report_images=4"], out, cache_dir)["topography"]
     assert topo["units"] == "nm"
     assert (
         set(topo["learned"]) == set(topo["truth"]) >= {"mean_size_nm", "sigma", "median_nm", "expected_count"}
@@ -186,13 +189,8 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 @pytest.mark.gpu
 @needs_cuda
 def test_gpu_run_learns_topography_exports_and_evaluates(tmp_path: Path, cache_dir: Path) -> None:
-    out = tmp_path / "gpu"
     args = [*SMALL, "trainer=gpu", "model.learn_topography=true", "model.learn_count=true"]
-    res = run_cli(
-        [*args, "model.topo_report_images=4", f"hydra.run.dir={out}", f"paths.cache_dir={cache_dir}"]
-    )
-    assert res.returncode == 0, res.stderr[-3000:]
-    summary = json.loads((out / "summary.json").read_text())
+    summary = run_ok([*args, "model.topo_report_images=4"], tmp_path / "gpu", cache_dir)
     assert summary["hardware"]["accelerator"] == "cuda" and summary["hardware"]["gpu"]
     assert summary["steps"] == 8 and summary["realism"]["end"] > 0
     assert summary["topography"]["learned"]["median_nm"] > 0
@@ -204,10 +202,7 @@ def test_gpu_run_learns_topography_exports_and_evaluates(tmp_path: Path, cache_d
 @needs_cuda
 def test_ddp_strategy_on_one_gpu(tmp_path: Path, cache_dir: Path) -> None:
     """The multi-GPU configuration (NCCL process group, DDP wrappers) on the one GPU there is."""
-    out = tmp_path / "ddp_gpu"
     args = [*SMALL, "trainer=ddp", "trainer.devices=1", "export.enabled=false"]
-    res = run_cli([*args, f"hydra.run.dir={out}", f"paths.cache_dir={cache_dir}"])
-    assert res.returncode == 0, res.stderr[-3000:]
-    summary = json.loads((out / "summary.json").read_text())
+    summary = run_ok(args, tmp_path / "ddp_gpu", cache_dir)
     assert summary["hardware"] == {"accelerator": "cuda", "world_size": 1, "gpu": summary["hardware"]["gpu"]}
     assert summary["hardware"]["gpu"] and summary["steps"] == 8
