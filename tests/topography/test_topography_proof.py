@@ -3,9 +3,9 @@
 Demo spheres drawn from a lognormal law (median 40 nm, sigma 0.25: mean 41.3 nm); training starts
 33 % too large (mean 58 nm, median 55 nm) and 40 % too wide (sigma 0.35). The issue's criterion:
 learned mean and sigma within 10 % of the truth. The mean meets it (measured in four runs: -0.5 % to
--1.0 %); sigma ends 12-20 % high (0.28-0.30), so its strict check stays opt-in
-(DIFFRENDERGAN_TOPOGRAPHY_PROOF=1) until the spread is identified reliably; the regular test checks
-that sigma moves towards the truth.
+-1.0 %); sigma ends 12-20 % high (0.28-0.30; batches of 16: +8 % and +12 % for two seeds at twice the
+time), so its strict check stays opt-in (DIFFRENDERGAN_TOPOGRAPHY_PROOF=1) until the spread is
+identified reliably; the regular test checks that sigma moves towards the truth.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def test_learned_mean_size_within_10_percent_and_sigma_towards_truth(fitted) -> 
 
 @pytest.mark.skipif(
     os.environ.get("DIFFRENDERGAN_TOPOGRAPHY_PROOF") != "1",
-    reason="open: sigma ends 12-20 % high; DIFFRENDERGAN_TOPOGRAPHY_PROOF=1 checks the strict criterion",
+    reason="open: sigma ends 8-20 % high; DIFFRENDERGAN_TOPOGRAPHY_PROOF=1 checks the strict criterion",
 )
 def test_learned_sigma_within_10_percent(fitted) -> None:
     learned, truth = fitted
