@@ -95,6 +95,17 @@ def _raster(verts_ndc: torch.Tensor, faces: torch.Tensor, normals: torch.Tensor,
     return p2f, zbuf, n
 
 
+def _scene_device(particles: list[Particles]) -> torch.device:
+    """Where the particles' meshes live (the CPU for a batch of empty images)."""
+    return next((p.verts.device for p in particles if p.verts.numel()), torch.device("cpu"))
+
+
+def _z_top(particles: list[Particles]) -> float:
+    """Depth origin of a batch: 1 nm above its highest vertex, so every depth is positive."""
+    tops = (float(p.verts[..., 2].detach().max()) for p in particles if p.verts.numel())
+    return 1.0 + max(tops, default=1.0)
+
+
 def _size_class(s: torch.Tensor) -> torch.Tensor:
     """Round window sizes up to a few classes (multiples of 8) so that windows batch together."""
     return (torch.ceil(s.float() / 8) * 8).long().clamp_min(8)
@@ -108,9 +119,9 @@ def rasterize_windowed(
 
     Runs on the particles' device (PyTorch3D's CUDA rasterizer on a GPU); maps come back there."""
     b_count, h = len(particles), image_size
-    dev = next((p.verts.device for p in particles if p.verts.numel()), torch.device("cpu"))
+    dev = _scene_device(particles)
     w = image_size
-    z_top = 1.0 + max((float(p.verts[..., 2].max()) for p in particles if p.verts.numel()), default=1.0)
+    z_top = _z_top(particles)
     # One entry per particle whose bounding box meets the image: image b, particle p, window
     # top-left (r0, c0) and window size class; built with tensor ops, image by image.
     cols_b, cols_p, cols_r0, cols_c0, cols_s = [], [], [], [], []
@@ -194,24 +205,27 @@ def rasterize_windowed(
 
 @torch.no_grad()
 def rasterize_full(particles: list[Particles], image_size: int, pixel_size_nm: float) -> SurfaceMaps:
-    """Reference path: one joined mesh per image, every face against every pixel (PyTorch3D naive)."""
+    """Reference path: one joined mesh per image, every face against every pixel (PyTorch3D naive).
+    Runs on the particles' device, like :func:`rasterize_windowed`."""
     h = w = image_size
-    z_top = 1.0 + max((float(p.verts[..., 2].max()) for p in particles if p.verts.numel()), default=1.0)
-    instance = torch.zeros(len(particles), h, w, dtype=torch.long)
-    height = torch.zeros(len(particles), h, w)
-    normal = torch.zeros(len(particles), 3, h, w)
+    dev = _scene_device(particles)
+    z_top = _z_top(particles)
+    instance = torch.zeros(len(particles), h, w, dtype=torch.long, device=dev)
+    height = torch.zeros(len(particles), h, w, device=dev)
+    normal = torch.zeros(len(particles), 3, h, w, device=dev)
     normal[:, 2] = 1.0
+    origin = torch.zeros(1, device=dev)
     for b, part in enumerate(particles):
         p, v = part.verts.shape[:2]
         if p == 0:
             continue
-        offs = (torch.arange(p) * v)[:, None, None]
+        offs = (torch.arange(p, device=dev) * v)[:, None, None]
         faces = (part.faces + offs).reshape(-1, 3)
-        face_particle = torch.arange(p)[:, None].expand(-1, part.faces.shape[1]).reshape(-1)
+        face_particle = torch.arange(p, device=dev)[:, None].expand(-1, part.faces.shape[1]).reshape(-1)
         keep = (part.faces >= 0).all(-1).reshape(-1)
         faces, face_particle = faces[keep], face_particle[keep]
         verts = part.verts.reshape(1, -1, 3)
-        ndc = _to_ndc(verts, torch.zeros(1), torch.zeros(1), w, pixel_size_nm, z_top, False)
+        ndc = _to_ndc(verts, origin, origin, w, pixel_size_nm, z_top, False)
         p2f, zbuf, n = (t[0] for t in _raster(ndc, faces[None], part.normals.reshape(1, -1, 3), w))
         hit = p2f >= 0
         instance[b][hit] = face_particle[p2f[hit]] + 1

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from pytorch3d.renderer.mesh.rasterize_meshes import rasterize_meshes
 from pytorch3d.structures import Meshes
 
-from diffrendergan.rendering.rasterize import _EDGE_JITTER_PX, _size_class, _to_ndc
+from diffrendergan.rendering.rasterize import _EDGE_JITTER_PX, _scene_device, _size_class, _to_ndc, _z_top
 from diffrendergan.scene.layout import Particles
 
 
@@ -45,11 +45,9 @@ def soft_coverage(
     h = w = image_size
     if sigma_px2 is None:  # coverage falls to 1e-4 at the blur radius (the SoftRas recipe)
         sigma_px2 = max(blur_px, 1e-3) ** 2 / math.log(1.0 / 1e-4 - 1.0)
-    dev = next((p.verts.device for p in particles if p.verts.numel()), torch.device("cpu"))
+    dev = _scene_device(particles)
     log_free = torch.zeros(len(particles) * h * w, dtype=torch.float32, device=dev)
-    z_top = 1.0 + max(
-        (float(p.verts[..., 2].detach().max()) for p in particles if p.verts.numel()), default=1.0
-    )
+    z_top = _z_top(particles)
     pad = math.ceil(blur_px) + 1
     for b, part in enumerate(particles):
         if part.verts.shape[0] == 0:
