@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from diffrendergan.errors import ConfigError
-from diffrendergan.utils.device import resolve_device
+from diffrendergan.utils.device import accelerator_uses_cuda, resolve_device
 
 
 def test_cpu_and_auto() -> None:
@@ -26,3 +26,9 @@ def test_cuda_without_a_gpu_is_an_error_not_a_cpu_run() -> None:
         return
     with pytest.raises(ConfigError, match="no CUDA device"):
         resolve_device("cuda")
+
+
+def test_accelerator_uses_cuda_only_for_gpu_settings_with_a_gpu() -> None:
+    assert not accelerator_uses_cuda("cpu")
+    for word in ("gpu", "cuda", "auto", "GPU"):
+        assert accelerator_uses_cuda(word) == torch.cuda.is_available()

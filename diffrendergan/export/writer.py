@@ -140,7 +140,7 @@ def _accept_layouts(
     results: dict[int, tuple[Layout, torch.Tensor, torch.Tensor]] = {}
     while pending:
         lays = g.layouts([chosen[i] for i in pending])
-        classes, inst = g.renderer.masks(lays, device=g.net.head.weight.device)
+        classes, inst = g.renderer.masks(lays, device=g.device)
         frac = background_fraction(classes)
         retry = []
         for k, i in enumerate(pending):
@@ -175,7 +175,7 @@ def render_batch(
     Returns image (B, H, W) float in [0, 1] and physical params {name: (B,)}.
     """
     r = g.renderer
-    dev = g.net.head.weight.device
+    dev = g.device
     if baseline:
         unit = torch.cat(
             [

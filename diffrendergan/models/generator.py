@@ -56,6 +56,11 @@ class Generator(nn.Module):
     def space(self):
         return self.renderer.space
 
+    @property
+    def device(self) -> torch.device:
+        """Where the parameter network (and so rasterization and shading) runs."""
+        return self.net.head.weight.device
+
     def layouts(self, seeds: list[int]) -> list[Layout]:
         """Layouts for seeds (deterministic; memoised so that a fixed pool is sampled once)."""
         out = []
@@ -81,8 +86,7 @@ class Generator(nn.Module):
     def encode(self, layouts: list[Layout]) -> tuple[torch.Tensor, torch.Tensor]:
         """Network input (B, max_particles, 4) and mask (B, max_particles) on the module's device."""
         x, m = layouts_to_tensor(layouts, self.max_particles, self.fov_nm, self.size_ref_nm)
-        dev = self.net.head.weight.device
-        return x.to(dev), m.to(dev)
+        return x.to(self.device), m.to(self.device)
 
     def unit_params(self, layouts: list[Layout]) -> torch.Tensor:
         """(B, K) unit parameters predicted for each layout."""

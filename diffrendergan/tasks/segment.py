@@ -41,6 +41,7 @@ from diffrendergan.errors import ConfigError, DataError
 from diffrendergan.evaluation.instances import instances_from_prediction, otsu_watershed
 from diffrendergan.metrics import segmentation as segmetrics
 from diffrendergan.training.seg_module import MULTIPLE, SegModule
+from diffrendergan.utils.device import accelerator_uses_cuda
 from diffrendergan.utils.io import atomic_write, atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -358,7 +359,7 @@ def run_segmentation(
         progress=progress,
     )
 
-    if accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
+    if accelerator_uses_cuda(accelerator):
         module.to("cuda")  # Lightning hands the module back on the CPU after fit
     module.eval()
 

@@ -35,6 +35,7 @@ from diffrendergan.training.callbacks import (
     SizeLawCallback,
 )
 from diffrendergan.training.gan_module import GANModule
+from diffrendergan.utils.device import accelerator_uses_cuda
 from diffrendergan.utils.io import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -311,7 +312,7 @@ def export_and_evaluate(cfg: DictConfig, module: GANModule, real: RealData, out_
     from diffrendergan.export.writer import export_dataset
 
     export_dir = out_dir / "synthetic"
-    on_gpu = torch.cuda.is_available() and cfg.trainer.accelerator in ("gpu", "cuda", "auto")
+    on_gpu = accelerator_uses_cuda(cfg.trainer.accelerator)
     res = export_dataset(
         module.export_generator().to("cuda" if on_gpu else "cpu"),  # fit hands the module back on the CPU
         export_dir,

@@ -22,3 +22,9 @@ def resolve_device(name: str, key: str = "device") -> torch.device:
     if word == "auto":
         return torch.device("cpu")
     raise ConfigError(key, f"{name!r} asked for, but torch sees no CUDA device")
+
+
+def accelerator_uses_cuda(accelerator: str) -> bool:
+    """Whether a Lightning ``accelerator`` setting (cpu | gpu | cuda | auto) trains on the GPU here;
+    work done after ``fit`` (export, evaluation) should follow it there."""
+    return str(accelerator).lower() in ("gpu", "cuda", "auto") and torch.cuda.is_available()
