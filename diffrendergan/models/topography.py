@@ -44,6 +44,7 @@ class Topography(nn.Module):
         learn_count: bool = True,
         temperature: float = 0.5,
         ema_decay: float = 0.98,
+        centre_noise: bool = True,
     ):
         super().__init__()
         self.material = material
@@ -61,25 +62,41 @@ class Topography(nn.Module):
         p0 = min(max(expected_count(material.count) / max(self.slots, 1), 0.05), 0.95)
         self.count_logit = nn.Parameter(torch.tensor(math.log(p0 / (1 - p0))), requires_grad=learn_count)
         self.temperature = temperature
-        # Polyak average of the law parameters: the adversarial signal makes the raw values
-        # oscillate around the optimum; the average is the estimate we report.
+        self.centre_noise = centre_noise
+        # Averages of the law parameters: the adversarial signal makes the raw values wander around
+        # the optimum. An EMA follows the descent from the starting law (logged per epoch); the
+        # reported estimate is the plain (Polyak-Ruppert) average of every step since the tail
+        # began (see :meth:`update_averages`), falling back to the EMA before that.
         self.ema_decay = ema_decay
         self.register_buffer("ema", self._flat().detach().clone())
         self.register_buffer("ema_steps", torch.zeros((), dtype=torch.long))
+        self.register_buffer("tail_sum", torch.zeros_like(self.ema))
+        self.register_buffer("tail_steps", torch.zeros((), dtype=torch.long))
 
     def _flat(self) -> torch.Tensor:
         return torch.stack([p.reshape(()) for _, p in sorted(self.named_parameters())])
 
     @torch.no_grad()
-    def update_ema(self) -> None:
-        """Call after each optimizer step (bias-corrected, so early values are not dragged to init)."""
+    def update_averages(self, tail: bool = False) -> None:
+        """Call after each optimizer step. The EMA is bias-corrected (early values are not dragged
+        to the start); with ``tail`` the step also enters the tail average."""
         self.ema_steps += 1
         d = min(self.ema_decay, 1.0 - 1.0 / float(self.ema_steps + 1))
-        self.ema.mul_(d).add_((1 - d) * self._flat())
+        flat = self._flat()
+        self.ema.mul_(d).add_((1 - d) * flat)
+        if tail:
+            self.tail_sum.add_(flat)
+            self.tail_steps += 1
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for name in ("tail_sum", "tail_steps"):  # checkpoints written before the tail average
+            state_dict.setdefault(prefix + name, getattr(self, name).clone())
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _averaged(self) -> dict[str, float]:
         names = [n for n, _ in sorted(self.named_parameters())]
-        return {n: float(v) for n, v in zip(names, self.ema)}
+        values = self.tail_sum / self.tail_steps if int(self.tail_steps) > 0 else self.ema
+        return {n: float(v) for n, v in zip(names, values)}
 
     # ------------------------------------------------------------------ laws
     def current_law(self, averaged: bool = False) -> SizeLaw:
@@ -115,14 +132,32 @@ class Topography(nn.Module):
         mat = self.sampling_material()
         return [sample_layout(mat, s) for s in seeds]
 
-    def sizes(self, layout: Layout) -> torch.Tensor:
-        """Reparameterised sizes (P,) of a layout drawn from :meth:`layouts`; equal in value to the
-        layout's sizes, differentiable in the law parameters."""
+    def batch_sizes(self, layouts: list[Layout]) -> list[torch.Tensor]:
+        """Reparameterised sizes of a batch of layouts drawn from :meth:`layouts` (one (P,) tensor
+        each); equal in value to the layouts' sizes, differentiable in the law parameters.
+
+        With ``centre_noise`` the spread's gradient sees the noise minus its batch mean,
+        ``sum_i v_i (eps_i - mean eps)`` instead of ``sum_i v_i eps_i`` (v_i: particle i's
+        grow/shrink vote): a vote shared by the whole batch (the discriminator's judgement of this
+        batch, "all too large") carries no information about the spread and would otherwise add
+        noise of its own size to it. The batch-mean part of the noise is treated as location."""
+        means: tuple[float, float] = (0.0, 0.0)
+        if self.centre_noise and layouts:
+            eps = torch.cat([lay.size_eps for lay in layouts])  # type: ignore[misc]
+            second = torch.cat([lay.size_second for lay in layouts])  # type: ignore[misc]
+            means = (_mean_or_zero(eps[~second]), _mean_or_zero(eps[second]))
+        return [self.sizes(lay, means) for lay in layouts]
+
+    def sizes(self, layout: Layout, eps_means: tuple[float, float] = (0.0, 0.0)) -> torch.Tensor:
+        """Reparameterised sizes (P,) of one layout; ``eps_means`` (per mode) are moved from the
+        spread's gradient to the location's (see :meth:`batch_sizes`; zeros: plain reparameterisation)."""
         assert layout.size_eps is not None and layout.size_second is not None
         eps, second = layout.size_eps.to(self.loc), layout.size_second.to(self.loc.device)
-        kw = {"loc": self.loc, "scale": self.log_scale.exp()}
+        scale = self.log_scale.exp()
+        kw = {"loc": self.loc - (scale - scale.detach()) * eps_means[0], "scale": scale}
         if self.kind == "bimodal":
-            kw.update(loc2=self.loc2, scale2=self.log_scale2.exp())
+            scale2 = self.log_scale2.exp()
+            kw.update(loc2=self.loc2 - (scale2 - scale2.detach()) * eps_means[1], scale2=scale2)
         lo, hi = self.base_law.min_nm, self.base_law.max_nm
         return sizes_from_noise(self.kind, eps, second, **kw).clamp(lo, hi)
 
@@ -151,6 +186,10 @@ class Topography(nn.Module):
         """Probability that a particle slot is occupied (current or Polyak-averaged logit)."""
         logit = self._averaged()["count_logit"] if averaged else float(self.count_logit.detach())
         return 1.0 / (1.0 + math.exp(-logit))
+
+
+def _mean_or_zero(x: torch.Tensor) -> float:
+    return float(x.mean()) if x.numel() else 0.0
 
 
 def _law_fields(law: SizeLaw) -> dict[str, float]:

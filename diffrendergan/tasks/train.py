@@ -162,6 +162,8 @@ def gan_module_from_cfg(cfg: DictConfig, material_raw: dict, n_train: int) -> GA
         topo_init=OmegaConf.to_container(m.topo_init) if m.topo_init else None,  # type: ignore[arg-type]
         topo_betas=tuple(m.topo_betas),
         topo_warmup_epochs=int(m.topo_warmup_epochs),
+        topo_centre_noise=bool(m.topo_centre_noise),
+        topo_average_from=float(m.topo_average_from),
     )
 
 

@@ -41,6 +41,9 @@ class GANModule(pl.LightningModule):
             ``topo_warmup_epochs``: epochs of appearance-only training (hard, faster path; the law
             stays at its start) before the law learns, so that its first gradients come from a
             discriminator that already compares plausible images rather than grey noise.
+            ``topo_centre_noise``: see :meth:`~diffrendergan.models.topography.Topography.batch_sizes`.
+            ``topo_average_from``: fraction of the law-learning epochs after which every step enters
+            the reported (Polyak-Ruppert) average; the epochs before are the descent from the start.
     """
 
     def __init__(
@@ -67,6 +70,8 @@ class GANModule(pl.LightningModule):
         topo_init: dict[str, float] | None = None,
         topo_betas: tuple[float, float] = (0.9, 0.999),
         topo_warmup_epochs: int = 0,
+        topo_centre_noise: bool = True,
+        topo_average_from: float = 0.5,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -84,7 +89,12 @@ class GANModule(pl.LightningModule):
                 init = replace(mat.size, **(topo_init or {}))
             except TypeError as exc:
                 raise ConfigError("model.topo_init", f"unknown size-law field: {exc}") from None
-            self.topography = Topography(mat, init_size=init, learn_count=learn_count)
+            self.topography = Topography(
+                mat,
+                init_size=init,
+                learn_count=learn_count,
+                centre_noise=topo_centre_noise,
+            )
         self._val_real: list[torch.Tensor] = []
         self.last_realism: dict[str, float] = {}
         self._eval_cache: tuple[int, tuple[torch.Tensor, dict[str, torch.Tensor]]] | None = None
@@ -140,6 +150,15 @@ class GANModule(pl.LightningModule):
         opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=hp.lr_d, betas=tuple(hp.betas))
         return opt_g, opt_d
 
+    def _in_averaging_tail(self) -> bool:
+        """Whether this epoch belongs to the averaged tail of the law's trajectory (never when the
+        run has no epoch limit: then the EMA is reported)."""
+        max_epochs = self.trainer.max_epochs if self._trainer is not None else None
+        if max_epochs is None or max_epochs < 0:
+            return False
+        start = self.hparams.topo_warmup_epochs
+        return self.current_epoch >= start + self.hparams.topo_average_from * (max_epochs - start)
+
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> None:
         opt_g, opt_d = self.optimizers()
         real = batch
@@ -158,7 +177,7 @@ class GANModule(pl.LightningModule):
             self.manual_backward(loss_g)
             opt_g.step()
             if learning_law:
-                self.topography.update_ema()
+                self.topography.update_averages(tail=self._in_averaging_tail())
 
         with self.toggled_optimizer(opt_d):
             d_real = self.discriminator(real)
