@@ -85,6 +85,14 @@ class PlacementConfig:
     ``stacked`` allows 3-D agglomerates (particles resting on others); otherwise all rest on the
     substrate. ``overlap_tolerance`` is the allowed interpenetration as a fraction of the smaller
     bounding radius. ``margin`` (fraction of the field) lets particles straddle the image border.
+
+    ``guard`` (fraction of the image side, 0 = off) lays the specimen out over a larger field, the
+    image plus a band of that width on every side (counts and agglomerates scaled with the area,
+    so the count law stays "particles per image area"), and shows the image window at its centre.
+    Real patches are crops of larger micrographs, cut through particles at any depth; with the
+    field equal to the image, only the ``margin`` lets particles overhang the border, so border
+    slivers are rarer than in real crops. A guard at least as wide as the largest particle radius
+    makes the window statistically a crop. The layout keeps every particle that reaches into it.
     """
 
     mode: str = "poisson"
@@ -92,6 +100,7 @@ class PlacementConfig:
     stacked: bool = False
     overlap_tolerance: float = 0.05
     margin: float = 0.05
+    guard: float = 0.0
     candidates: int = 64
     max_tries: int = 8
 
@@ -210,6 +219,11 @@ def validate_material(m: MaterialConfig, key: str = "material") -> MaterialConfi
     if m.placement.max_agglomerates < 1:
         raise ConfigError(f"{key}.placement.max_agglomerates", "expected >= 1")
     _positive(f"{key}.placement.overlap_tolerance", m.placement.overlap_tolerance, allow_zero=True)
+    if not 0.0 <= m.placement.guard <= 2.0:
+        raise ConfigError(
+            f"{key}.placement.guard",
+            f"expected 0 <= guard <= 2 (fraction of the image side), got {m.placement.guard}",
+        )
     if m.shader not in SHADERS:
         raise ConfigError(f"{key}.shader", f"unknown shader {m.shader!r}; expected one of {SHADERS}")
     _positive(f"{key}.pixel_size_nm", m.pixel_size_nm)

@@ -3,12 +3,14 @@
 A fresh clone has no real data, and licensed micrographs must not be committed. So, on first use,
 the renderer draws "micrographs" of each material with hidden parameter values (``DEMO_TRUTH``)
 and adds nuisances that the generator does *not* model — uneven illumination, scan-line jitter and
-an instrument data bar — then writes them into a cache folder as 8-bit TIFFs:
+an instrument data bar — then writes them into a cache folder as 8-bit TIFFs. Each micrograph is a
+window onto a larger specimen (a guard band of ``DEMO_GUARD``), so particles are cut by its border as
+on a real micrograph:
 
-    <cache>/demo/v1/<material>-<hash>/unlabeled/*.tif          for GAN training
-    <cache>/demo/v1/<material>-<hash>/labeled/{images,masks}/  annotated (masks 0/255, touching particles
+    <cache>/demo/v2/<material>-<hash>/unlabeled/*.tif          for GAN training
+    <cache>/demo/v2/<material>-<hash>/labeled/{images,masks}/  annotated (masks 0/255, touching particles
                                                          separated by 0 lines, as hand-made masks)
-    <cache>/demo/v1/<material>-<hash>/truth.json                hidden parameters and size law
+    <cache>/demo/v2/<material>-<hash>/truth.json                hidden parameters and size law
 
 This is simulated data for trying the pipeline out; it says nothing about real specimens.
 """
@@ -27,13 +29,14 @@ import numpy as np
 import tifffile
 import torch
 
-from diffrendergan.config import CountLaw, MaterialConfig, RendererConfig
+from diffrendergan.config import MaterialConfig, RendererConfig
 from diffrendergan.rendering.masks import BOUNDARY
 from diffrendergan.rendering.renderer import MicroscopyRenderer
 from diffrendergan.scene.laws import size_law_moments
-from diffrendergan.scene.layout import sample_layout
+from diffrendergan.scene.layout import sample_layout, scaled_to_size
 
-DEMO_VERSION = "v1"
+DEMO_VERSION = "v2"  # v2: micrographs are windows of a larger specimen (border-cut particles)
+DEMO_GUARD = 0.25  # guard band of the demo micrographs (fraction of their side)
 DATA_BAR_ROWS = 40
 
 # Hidden "true" rendering parameters per material (physical units; unlisted ones: range midpoint).
@@ -65,18 +68,6 @@ class DemoSet:
     unlabeled_dir: Path
     labeled_dir: Path
     truth: dict
-
-
-def _scaled_material(material: MaterialConfig, size: int) -> MaterialConfig:
-    """Same specimen over a larger field: particle and agglomerate counts scale with the area, so a
-    256-px crop of the demo looks like one image of the generator's own scene law."""
-    k = (size / material.image_size) ** 2
-    c = material.count
-    count = CountLaw(c.kind, round(c.n * k), round(c.low * k), round(c.high * k), c.mean * k)
-    placement = replace(
-        material.placement, max_agglomerates=max(1, round(material.placement.max_agglomerates * k))
-    )
-    return replace(material, image_size=size, count=count, placement=placement)
 
 
 def add_nuisances(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -155,7 +146,9 @@ def ensure_demo(
 
 def _write_demo(material: MaterialConfig, out: Path, n_unlabeled: int, n_labeled: int, size: int) -> None:
     truth_params = DEMO_TRUTH.get(material.name, {})
-    big = _scaled_material(material, size)
+    big = scaled_to_size(material, size)
+    guard = max(big.placement.guard, DEMO_GUARD)
+    big = replace(big, placement=replace(big.placement, guard=guard))
     renderer = MicroscopyRenderer(big, RendererConfig())
     space = renderer.space
     values = {n: truth_params.get(n, space.ranges[n].fixed_value) for n in space.learned}

@@ -19,7 +19,13 @@ from diffrendergan.models.param_net import PARAM_NETS
 from diffrendergan.models.topography import Topography
 from diffrendergan.rendering.renderer import MicroscopyRenderer, RenderOutput
 from diffrendergan.scene.laws import max_count, size_law_moments
-from diffrendergan.scene.layout import Layout, build_particles, layouts_to_tensor, sample_layout
+from diffrendergan.scene.layout import (
+    Layout,
+    build_particles,
+    field_material,
+    layouts_to_tensor,
+    sample_layout,
+)
 
 
 class Generator(nn.Module):
@@ -45,7 +51,8 @@ class Generator(nn.Module):
         self.material = material
         self.layout_material = material  # the scene law layouts are drawn from (see use_scene_law)
         self.renderer = MicroscopyRenderer(material, renderer)
-        self.max_particles = max_particles or max_count(material.count)
+        # Slots for every particle the layout can hold (with a guard band: those of the whole field).
+        self.max_particles = max_particles or max_count(field_material(material).count)
         self.net = PARAM_NETS[net](self.max_particles, self.renderer.space.dim, hidden, layers, dropout)
         self.fov_nm = material.image_size * material.pixel_size_nm
         self.size_ref_nm = size_law_moments(material.size)["mean_size_nm"]
@@ -107,6 +114,7 @@ class Generator(nn.Module):
 
         Sizes are reparameterised and presence relaxed; see :meth:`MicroscopyRenderer.render_soft`.
         """
-        parts = [build_particles(lay, self.material, sizes=topography.sizes(lay)) for lay in layouts]
+        sizes = topography.batch_sizes(layouts)
+        parts = [build_particles(lay, self.material, sizes=s) for lay, s in zip(layouts, sizes)]
         weights = [topography.presence(lay, generator) for lay in layouts]
         return self.renderer.render_soft(layouts, parts, weights, self.unit_params(layouts), generator)

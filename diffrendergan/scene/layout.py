@@ -7,11 +7,11 @@ regenerated from ``shape_seed``, so masks can always be reproduced from metadata
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
-from diffrendergan.config import MaterialConfig
+from diffrendergan.config import CountLaw, MaterialConfig
 from diffrendergan.geometry.shapes import make_unit_shapes, random_rotations, vertex_normals
 from diffrendergan.scene.laws import sample_count, sample_sizes_and_noise
 from diffrendergan.scene.placement import place
@@ -71,11 +71,38 @@ def _oriented(material: MaterialConfig, n: int, shape_seed: int, rot: torch.Tens
     return rel, unit.faces
 
 
+def scaled_to_size(material: MaterialConfig, size: int) -> MaterialConfig:
+    """The same specimen over a ``size``-px field (same pixel size): particle and agglomerate
+    counts scale with the area, so every image-sized part of it follows the material's laws."""
+    k = (size / material.image_size) ** 2
+    c = material.count
+    count = CountLaw(c.kind, round(c.n * k), round(c.low * k), round(c.high * k), c.mean * k)
+    placement = replace(
+        material.placement, max_agglomerates=max(1, round(material.placement.max_agglomerates * k))
+    )
+    return replace(material, image_size=size, count=count, placement=placement)
+
+
+def field_material(material: MaterialConfig) -> MaterialConfig:
+    """The material of the whole laid-out field: the image plus its guard band (see
+    :class:`~diffrendergan.config.PlacementConfig`); the material itself without a guard."""
+    guard = material.placement.guard
+    if guard <= 0:
+        return material
+    field = scaled_to_size(material, round(material.image_size * (1 + 2 * guard)))
+    # No margin of its own: the image never sees the field's border, and a margin would dilute it.
+    return replace(field, placement=replace(field.placement, guard=0.0, margin=0.0))
+
+
 def sample_layout(material: MaterialConfig, seed: int) -> Layout:
-    """Draw count, sizes, shapes, orientations and positions for one image (deterministic in seed)."""
+    """Draw count, sizes, shapes, orientations and positions for one image (deterministic in seed).
+
+    With a guard band the specimen is laid out over the larger field and the layout keeps the
+    particles that reach into the image window at its centre, in image coordinates."""
+    field = field_material(material)
     gen = torch.Generator().manual_seed(int(seed))
-    n = sample_count(material.count, gen)
-    sizes, eps, second = sample_sizes_and_noise(material.size, n, gen)
+    n = sample_count(field.count, gen)
+    sizes, eps, second = sample_sizes_and_noise(field.size, n, gen)
     shape_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen))
     flat = material.shape.family == "wire"
     rot = random_rotations(n, gen, flat=flat)
@@ -85,8 +112,8 @@ def sample_layout(material: MaterialConfig, seed: int) -> Layout:
         bottoms = -rel[..., 2].min(1).values
     else:
         radii = bottoms = torch.zeros(0)
-    fov = material.image_size * material.pixel_size_nm
-    pl = place(radii, bottoms, (fov, fov), material.placement, gen)
+    fov = field.image_size * field.pixel_size_nm
+    pl = place(radii, bottoms, (fov, fov), field.placement, gen)
     if pl.n_unplaced:
         warnings.warn(
             f"{pl.n_unplaced} of {n} particles could not be placed (seed {seed}); "
@@ -94,8 +121,14 @@ def sample_layout(material: MaterialConfig, seed: int) -> Layout:
             RuntimeWarning,
             stacklevel=2,
         )
-    keep = pl.placed
-    xyzs = torch.cat([pl.centres[keep], sizes[keep, None]], 1).float()
+    keep, centres = pl.placed, pl.centres
+    if field is not material:  # image window at the field's centre
+        shift = (field.image_size - material.image_size) / 2 * material.pixel_size_nm
+        centres = centres - torch.tensor([shift, shift, 0.0])
+        window = material.image_size * material.pixel_size_nm
+        reach = rel[..., :2].abs().amax(1) if n else torch.zeros(0, 2)  # (P, 2) half-extent in x, y
+        keep = keep & ((centres[:, :2] + reach > 0) & (centres[:, :2] - reach < window)).all(1)
+    xyzs = torch.cat([centres[keep], sizes[keep, None]], 1).float()
     return Layout(
         xyzs=xyzs,
         rotation=rot[keep],

@@ -171,3 +171,34 @@ def test_layouts_to_tensor(make_material: Callable[..., MaterialConfig]) -> None
         assert torch.allclose(x[b, :k, 3], lay.xyzs[:k, 3] / ref)
         assert (x[b, k:] == 0).all()
         assert mask[b, :k].all() and not mask[b, k:].any()
+
+
+def test_guard_band_window_shows_a_crop_of_a_larger_specimen(
+    make_material: Callable[..., MaterialConfig],
+) -> None:
+    """With a guard band the layout is the centre window of a field with the same particle density:
+    every kept particle reaches into the image, and particles centred outside it (border slivers)
+    occur, as in a crop of a larger micrograph."""
+    kw = {"image_size": 64, "size": {"median_nm": 12.0}, "count": {"kind": "fixed", "n": 8}}
+    m = make_material(placement={"mode": "random", "guard": 0.25}, **kw)
+    window = 64.0
+    inside = outside = 0
+    for seed in range(40):
+        lay = sample_layout(m, seed)
+        assert lay.n_requested == round(8 * 1.5**2)  # counts scale with the field's area
+        xy = lay.xyzs[:, :2]
+        reach = build_particles(lay, m).verts[..., :2]
+        assert ((reach.amax(1) > 0) & (reach.amin(1) < window)).all()  # each reaches into the image
+        centred_in = ((xy >= 0) & (xy < window)).all(1)
+        inside += int(centred_in.sum())
+        outside += int((~centred_in).sum())
+    assert inside / 40 == pytest.approx(8, rel=0.1)  # the count law is per image area
+    assert outside > 0.2 * inside
+    assert sample_layout(m, 3).to_dict() == sample_layout(m, 3).to_dict()
+
+
+def test_guard_band_is_validated(make_material: Callable[..., MaterialConfig]) -> None:
+    from diffrendergan.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"material\.placement\.guard"):
+        make_material(placement={"guard": -0.1})

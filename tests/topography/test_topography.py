@@ -15,6 +15,7 @@ from diffrendergan.config import RendererConfig, material_from_dict
 from diffrendergan.errors import ConfigError
 from diffrendergan.models.generator import Generator
 from diffrendergan.models.topography import Topography, law_summary
+from diffrendergan.scene.layout import field_material
 from diffrendergan.training.gan_module import GANModule
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -109,8 +110,10 @@ def test_export_generator_samples_the_learned_law() -> None:
     sizes = torch.cat([lay.xyzs[:, 3] for lay in gen.layouts(list(range(200)))])
     counts = [lay.n_requested for lay in gen.layouts(list(range(200)))]
     assert float(sizes.log().mean().exp()) == pytest.approx(12.0, rel=0.05)
-    assert sum(counts) / len(counts) == pytest.approx(1.0, abs=0.2)
-    assert max(counts) <= 4
+    field = field_material(gen.layout_material).count  # 1 of 4 per image area, over the guarded field
+    assert field.mean == pytest.approx(1.0 * (field.n / 4), rel=0.05)
+    assert sum(counts) / len(counts) == pytest.approx(field.mean, rel=0.2)
+    assert max(counts) <= field.n
 
 
 def test_binomial_count_law_is_validated() -> None:
@@ -134,3 +137,59 @@ def test_warmup_epochs_freeze_the_law_then_release_it() -> None:
         module, data
     )
     assert module.topography.summary(averaged=False)["median_nm"] != pytest.approx(start)
+
+
+def _lognormal_topography(**kw) -> tuple[Topography, list]:
+    mat = material_from_dict(_raw())
+    topo = Topography(mat, learn_count=False, **kw)
+    return topo, topo.layouts([11, 12, 13])
+
+
+def test_centred_noise_removes_a_shared_vote_from_the_spread_gradient() -> None:
+    """A vote shared by every particle (d loss / d log s_i = 1) gives the spread a zero gradient
+    with centred noise, and sum(eps_i) without; the location's gradient is the same."""
+    grads = {}
+    for centre in (False, True):
+        topo, lays = _lognormal_topography(centre_noise=centre)
+        sizes = topo.batch_sizes(lays)
+        for lay, s in zip(lays, sizes):
+            assert torch.allclose(s.detach(), lay.xyzs[:, 3], rtol=1e-5)
+        torch.cat(sizes).log().sum().backward()
+        grads[centre] = (float(topo.loc.grad), float(topo.log_scale.grad))
+    eps = torch.cat([lay.size_eps for lay in lays])
+    n = eps.numel()
+    sigma = float(topo.log_scale.exp())
+    assert grads[False][0] == pytest.approx(n) and grads[True][0] == pytest.approx(n)
+    assert grads[False][1] == pytest.approx(sigma * float(eps.sum()), rel=1e-4)
+    assert abs(grads[True][1]) < 1e-4
+
+
+def test_reported_law_is_the_tail_average_once_it_starts() -> None:
+    topo, _ = _lognormal_topography()
+    values = [math.log(30.0), math.log(20.0), math.log(10.0)]
+    for i, v in enumerate(values):
+        with torch.no_grad():
+            topo.loc.fill_(v)
+        topo.update_averages(tail=i > 0)
+    assert topo.summary()["median_nm"] == pytest.approx(math.sqrt(20.0 * 10.0))  # mean of the logs
+    state = {k: v for k, v in topo.state_dict().items() if not k.startswith("tail")}
+    older, _ = _lognormal_topography()
+    older.load_state_dict(state)  # checkpoints from before the tail average still load
+    assert int(older.tail_steps) == 0
+
+
+def test_averaging_tail_starts_at_the_configured_fraction_of_law_epochs() -> None:
+    module = GANModule(_raw(), {"faces_per_pixel": 8}, layout_pool=0, n_eval=2, learn_topography=True,
+                       topo_warmup_epochs=2, topo_average_from=0.5)  # fmt: skip
+    data = torch.utils.data.DataLoader(torch.rand(2, 1, 64, 64), batch_size=2)
+    seen: list[tuple[int, bool]] = []
+
+    class Record(pl.Callback):
+        def on_train_epoch_end(self, trainer, pl_module) -> None:
+            seen.append((trainer.current_epoch, pl_module._in_averaging_tail()))
+
+    trainer = pl.Trainer(max_epochs=6, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         callbacks=[Record()], limit_val_batches=0)  # fmt: skip
+    trainer.fit(module, data)
+    assert seen == [(0, False), (1, False), (2, False), (3, False), (4, True), (5, True)]
+    assert int(module.topography.tail_steps) == 2

@@ -2,15 +2,15 @@
 
 Demo spheres drawn from a lognormal law (median 40 nm, sigma 0.25: mean 41.3 nm); training starts
 33 % too large (mean 58 nm, median 55 nm) and 40 % too wide (sigma 0.35). The issue's criterion:
-learned mean and sigma within 10 % of the truth. The mean meets it (measured in four runs: -0.5 % to
--1.0 %); sigma ends 12-20 % high (0.28-0.30; batches of 16: +8 % and +12 % for two seeds at twice the
-time), so its strict check stays opt-in (DIFFRENDERGAN_TOPOGRAPHY_PROOF=1) until the spread is
-identified reliably; the regular test checks that sigma moves towards the truth.
+learned mean and sigma within 10 % of the truth. The demo micrographs are windows of a larger
+specimen and the patches crops of them, so the generator renders windows too (``placement.guard``);
+without it the border-cut particles it cannot draw bias the law (mean +27 %, sigma +13 % in one run).
+Measured with the guard for three seeds (tail average over epochs 20-39): mean +0.9 / -2.0 / -0.3 %,
+sigma +4.0 / -8.4 / -0.4 %.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -41,6 +41,7 @@ def fitted(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict]:
     raw["shape"]["ico_level"] = 1
     mat = material_from_dict(raw)
     demo = ensure_demo(mat, tmp / "cache", n_unlabeled=16, size=2 * size)
+    raw["placement"]["guard"] = 0.25  # the patches are crops: render windows of a larger specimen
     patches = tmp / "patches"
     prepare_patches(demo.unlabeled_dir, patches, size=size, stride=size // 2, pixel_size_nm=mat.pixel_size_nm)
     pl.seed_everything(0)
@@ -53,17 +54,7 @@ def fitted(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict]:
     return module.topography.summary(), law_summary(mat.size, mat.count)
 
 
-def test_learned_mean_size_within_10_percent_and_sigma_towards_truth(fitted) -> None:
+def test_learned_mean_size_and_sigma_within_10_percent_of_the_truth(fitted) -> None:
     learned, truth = fitted
     assert abs(learned["mean_size_nm"] / truth["mean_size_nm"] - 1) <= 0.10
-    # sigma: at least 30 % of the initial error removed (0.35 -> <= 0.32 for a truth of 0.25).
-    assert abs(learned["sigma"] - truth["sigma"]) <= 0.7 * abs(START["sigma"] - truth["sigma"])
-
-
-@pytest.mark.skipif(
-    os.environ.get("DIFFRENDERGAN_TOPOGRAPHY_PROOF") != "1",
-    reason="open: sigma ends 8-20 % high; DIFFRENDERGAN_TOPOGRAPHY_PROOF=1 checks the strict criterion",
-)
-def test_learned_sigma_within_10_percent(fitted) -> None:
-    learned, truth = fitted
     assert abs(learned["sigma"] / truth["sigma"] - 1) <= 0.10
