@@ -59,7 +59,9 @@ def load_material(name: str, **over: object) -> MaterialConfig:
 
 
 def fixed_count(m: MaterialConfig, n: int) -> MaterialConfig:
-    return replace(m, count=CountLaw(kind="fixed", n=n))
+    """Exactly n particles laid out on the image itself (no guard band), so that the figures are
+    per rendered particle whatever the material's default guard."""
+    return replace(m, count=CountLaw(kind="fixed", n=n), placement=replace(m.placement, guard=0.0))
 
 
 class StepBench:

@@ -78,6 +78,10 @@ class GANModule(pl.LightningModule):
         self.automatic_optimization = False
         mat = material_from_dict(material)
         rnd = renderer_from_dict(renderer)
+        if not 0.0 <= topo_average_from <= 1.0:
+            raise ConfigError(
+                "model.topo_average_from", f"expected a fraction in [0, 1], got {topo_average_from}"
+            )
         if learn_topography:  # sizes learn through soft silhouettes
             rnd = replace(rnd, geometry_grad=True)
         self.generator = Generator(mat, rnd, param_net, max_particles, hidden, layers, dropout)

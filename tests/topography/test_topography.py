@@ -193,3 +193,8 @@ def test_averaging_tail_starts_at_the_configured_fraction_of_law_epochs() -> Non
     trainer.fit(module, data)
     assert seen == [(0, False), (1, False), (2, False), (3, False), (4, True), (5, True)]
     assert int(module.topography.tail_steps) == 2
+
+
+def test_averaging_fraction_is_validated() -> None:
+    with pytest.raises(ConfigError, match=r"model\.topo_average_from"):
+        GANModule(_raw(), learn_topography=True, topo_average_from=1.5)
