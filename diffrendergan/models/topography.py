@@ -6,7 +6,8 @@ adversarial loss reaches mu and sigma through PyTorch3D's soft silhouettes (see
 :mod:`diffrendergan.rendering.soft`). Positions come from placing the *current* law's sizes; they are
 treated as constants within a step (their dependence on size is not differentiated).
 
-The particle count is discrete. Every image gets ``count.high`` particle slots and each slot is
+The particle count is discrete. Every image area gets ``count.high`` particle slots (a guard band,
+``placement.guard``, scales them to its field like any count law) and each slot is
 present with probability p = sigmoid(logit), relaxed with a binary Concrete (Gumbel-sigmoid)
 sample so that the presence weight multiplies the particle's soft coverage and gradients reach p
 pathwise. We chose the relaxation over a score-function (REINFORCE) estimator because the image
@@ -120,7 +121,8 @@ class Topography(nn.Module):
         """The material with the learned (Polyak-averaged) laws: what export should sample from.
 
         A learned count becomes a binomial law over the same slots (each present with the learned
-        probability), which is exactly the distribution of the training slots' hard presence."""
+        probability), which is the distribution of the training slots' hard presence (exactly without
+        a guard band; with one, up to rounding the scaled slot count to whole particles)."""
         count = self.material.count
         if self.learn_count:
             count = CountLaw(
