@@ -314,3 +314,22 @@ __all__ = [
     "material_from_dict",
     "renderer_from_dict",
 ]
+
+
+def typed_config(cls: type, raw: Any, key: str) -> Any:
+    """Instance of the dataclass ``cls`` from a config node, type-checked by OmegaConf.
+
+    Unknown keys and values of the wrong type (``steps=abc``) become one :class:`ConfigError`
+    naming the dotted key and the expected type; range checks are the caller's.
+    """
+    from omegaconf import DictConfig, OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    node = raw if isinstance(raw, DictConfig) else OmegaConf.create(dict(raw or {}))
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(cls), node)
+        return OmegaConf.to_object(merged)
+    except OmegaConfBaseException as exc:
+        sub = getattr(exc, "full_key", None) or getattr(exc, "key", None) or ""
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"{key}.{sub}" if sub else key, first) from None

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, MissingMandatoryValue, OmegaConf
 
 from diffrendergan.config import MaterialConfig, material_from_dict
 from diffrendergan.errors import ConfigError, DataError
@@ -52,3 +52,39 @@ def one_line_errors(fn: Callable[[DictConfig], Any]) -> Callable[[DictConfig], A
             sys.exit(2)
 
     return wrapper
+
+
+def required(cfg: DictConfig, key: str) -> Path:
+    """A mandatory path key (``???`` in the YAML), with the fix in the message when missing."""
+    try:
+        value = OmegaConf.select(cfg, key, throw_on_missing=True)
+    except MissingMandatoryValue:
+        value = None
+    if value in (None, ""):
+        raise ConfigError(key, f"is required (e.g. {key}=path/to/folder)")
+    return Path(str(value)).expanduser()
+
+
+def optional_folder(key: str, value: object) -> Path | None:
+    """An optional folder key: None, or an existing folder (checked now, not after training)."""
+    if value in (None, ""):
+        return None
+    path = Path(str(value)).expanduser()
+    if not path.is_dir():
+        raise ConfigError(key, f"not a folder: {path}")
+    return path
+
+
+def positive_int(cfg: DictConfig, key: str) -> int:
+    """An integer key >= 1 (``n_images=many`` or ``0`` are one-line errors)."""
+    value = OmegaConf.select(cfg, key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(key, f"expected an integer >= 1, got {value!r}")
+    return value
+
+
+def checkpoint_path(value: object) -> Path | None:
+    """``none``/``null``/empty mean no checkpoint."""
+    if value is None or str(value).strip().lower() in ("", "none", "null"):
+        return None
+    return Path(str(value)).expanduser()

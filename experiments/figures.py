@@ -8,7 +8,8 @@ Writes into out_dir:
   | renders with range-midpoint parameters | renders with uniformly random parameters (TiO2);
 * mask_overlays.png: synthetic images and their exact masks (green particle, red boundary) for
   tio2, sio2 and agnw (diffrendergan.tasks.preview);
-* comparison.png: grouped bars from a comparison.json (experiments.compare), only when one is given.
+* comparison.png: scores (mean ± std over seeds) and paired intervals from a comparison.json
+  (experiments.compare), only when one is given.
 Never reads real (licensed) micrographs. PNGs are 8-bit and kept small (downscaled tiles).
 """
 
@@ -142,9 +143,9 @@ def comparison_figure(out_dir: Path, comparison: Path | None) -> Path | None:
         return None
     from diffrendergan.tasks.compare import comparison_plot
 
-    rows = json.loads(Path(comparison).read_text())["rows"]
+    result = json.loads(Path(comparison).read_text())
     path = out_dir / "comparison.png"
-    comparison_plot(rows, path)
+    comparison_plot(result, path)
     return _save(Image.open(path).convert("RGB"), path)
 
 

@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 from diffrendergan.config import renderer_from_dict
 from diffrendergan.export.writer import export_dataset
 from diffrendergan.models.generator import Generator
-from diffrendergan.tasks.compare import load_generator
+from diffrendergan.training.load import load_generator
 from diffrendergan.utils.device import resolve_device
 from experiments._common import one_line_errors, require_material
 

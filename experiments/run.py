@@ -20,9 +20,11 @@ from experiments._common import one_line_errors, output_dir, require_material
 @one_line_errors
 def main(cfg: DictConfig) -> float | None:
     """Returns the best realism value (SWD), so Hydra sweepers (e.g. Optuna) can minimise it."""
+    from diffrendergan.segmentation.recipe import segmenter_from_dict
     from diffrendergan.tasks.train import train_gan
 
     material = require_material(cfg)
+    segmenter_from_dict(cfg.segmenter)  # a bad recipe key fails now, not after the GAN run
     out = output_dir()
     summary = train_gan(cfg, material, out)
     if summary:
@@ -39,6 +41,13 @@ def main(cfg: DictConfig) -> float | None:
                 f"PQ {e['pq']:.3f}  mIoU {e['miou']:.3f}"
             )
         print(f"best generator  {summary['checkpoint']}")
+        if "evaluation" in summary:
+            seg = summary["evaluation"]["segmenter"]
+            print(f"segmenter       {seg}")
+            print(
+                f"measure particles in new micrographs:\n  python -m experiments.analyze segmenter={seg} "
+                "input_dir=<micrographs> out_dir=<report>"
+            )
         print(f"outputs         {out}  (summary.json, grids/, histograms/, synthetic/, csv/)")
         print(json.dumps({"summary": str(out / "summary.json")}))
     return summary["realism"]["best"] if summary else None

@@ -29,6 +29,12 @@ def _reflect_pad(x: torch.Tensor, pad_h: int, pad_w: int) -> torch.Tensor:
     return x
 
 
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Reflect-pad the bottom/right of (N, C, H, W) up to multiples of ``multiple``."""
+    h, w = x.shape[-2:]
+    return _reflect_pad(x, -h % multiple, -w % multiple)
+
+
 def _starts(size: int, tile: int, stride: int) -> list[int]:
     """Tile origins covering [0, size) with the last tile flush with the end."""
     if size <= tile:
@@ -84,8 +90,8 @@ def tiled_predict(
     if not 0 <= overlap < tile:
         raise ValueError(f"need 0 <= overlap < tile, got overlap={overlap}, tile={tile}")
     h, w = img.shape
-    hp, wp = -(-h // multiple) * multiple, -(-w // multiple) * multiple
-    x = _reflect_pad(img[None, None].to(dev), hp - h, wp - w)  # (1,1,Hp,Wp)
+    x = pad_to_multiple(img[None, None].to(dev), multiple)  # (1,1,Hp,Wp)
+    hp, wp = x.shape[-2:]
     th, tw = min(tile, hp), min(tile, wp)
     window = blend_window(th, tw, overlap).to(dev)
     origins = [(y, x0) for y in _starts(hp, th, th - overlap) for x0 in _starts(wp, tw, tw - overlap)]

@@ -17,9 +17,15 @@ Conventions (masks are 3-class: 0 background, 1 particle, 2 boundary):
 * Empty cases: a score whose denominator is 0 (nothing in either map) is 1.0 (perfect agreement);
   if only one side is empty the score is 0.0.
 * **Equivalent diameter** of an instance = 2 sqrt(area / pi) (diameter of the disc of equal area),
-  times the pixel size. **Size errors** are signed (prediction - ground truth): difference of means
-  and of medians, the mean difference relative to the ground-truth mean, and the 1-D Wasserstein
-  distance between the two diameter distributions; NaN when either side has no instances.
+  in pixels, and in nm when the pixel size is known. **Size errors** are signed (prediction -
+  ground truth): difference of means and of medians, the mean difference relative to the
+  ground-truth mean, and the 1-D Wasserstein distance between the two diameter distributions; NaN
+  when either side has no instances. Every size key carries its unit (``_px`` or ``_nm``); nm keys
+  appear only when every test image has a known pixel size.
+* **Matched size error** = median over matched pairs (IoU > 0.5) of |d_pred - d_gt| / d_gt: how
+  well the particles that were found are measured, independent of the unit.
+* The dataset score of a metric is the **mean over test images** (``dsc``, ``ap50``, ``pq``, ...);
+  ``ap50_pooled`` / ``pq_pooled`` pool TP/FP/FN over all images instead.
 """
 
 from __future__ import annotations
@@ -159,36 +165,48 @@ def equivalent_diameters(instances: np.ndarray, pixel_size_nm: float = 1.0) -> n
     return 2.0 * np.sqrt(areas / np.pi) * float(pixel_size_nm)
 
 
-def size_distribution_errors(gt_d: np.ndarray, pred_d: np.ndarray) -> dict[str, float]:
-    """Signed size errors (prediction - ground truth) between two diameter samples (nm).
+def size_distribution_errors(gt_d: np.ndarray, pred_d: np.ndarray, unit: str = "nm") -> dict[str, float]:
+    """Signed size errors (prediction - ground truth) between two diameter samples in ``unit``.
 
-    Returns ``mean_error_nm``, ``median_error_nm``, ``rel_mean_error`` (relative to the
-    ground-truth mean) and ``wasserstein_nm``; all NaN when either sample is empty.
+    Returns ``mean_error_<unit>``, ``median_error_<unit>``, ``rel_mean_error`` (relative to the
+    ground-truth mean) and ``wasserstein_<unit>``; all NaN when either sample is empty.
     """
     g = np.asarray(gt_d, dtype=np.float64).ravel()
     p = np.asarray(pred_d, dtype=np.float64).ravel()
     if g.size == 0 or p.size == 0:
         nan = float("nan")
         return {
-            "mean_error_nm": nan,
-            "median_error_nm": nan,
+            f"mean_error_{unit}": nan,
+            f"median_error_{unit}": nan,
             "rel_mean_error": nan,
-            "wasserstein_nm": nan,
+            f"wasserstein_{unit}": nan,
         }
     mean_err = float(p.mean() - g.mean())
     return {
-        "mean_error_nm": mean_err,
-        "median_error_nm": float(np.median(p) - np.median(g)),
+        f"mean_error_{unit}": mean_err,
+        f"median_error_{unit}": float(np.median(p) - np.median(g)),
         "rel_mean_error": mean_err / float(g.mean()) if g.mean() > 0 else float("nan"),
-        "wasserstein_nm": float(wasserstein_distance(g, p)),
+        f"wasserstein_{unit}": float(wasserstein_distance(g, p)),
     }
+
+
+def matched_relative_errors(
+    gt: np.ndarray, pred: np.ndarray, matches: list[tuple[int, int, float]]
+) -> np.ndarray:
+    """|d_pred - d_gt| / d_gt of every matched (gt_id, pred_id, iou) pair. -> (M,) float64."""
+    if not matches:
+        return np.zeros(0)
+    g_ids, g_area = _ids_and_areas(gt)
+    p_ids, p_area = _ids_and_areas(pred)
+    ga = g_area[np.searchsorted(g_ids, [m[0] for m in matches])].astype(np.float64)
+    pa = p_area[np.searchsorted(p_ids, [m[1] for m in matches])].astype(np.float64)
+    return np.abs(np.sqrt(pa / ga) - 1.0)  # diameters scale with sqrt(area)
 
 
 def evaluate_image(
     gt_classes: np.ndarray,
     pred_instances: np.ndarray,
     pred_classes: np.ndarray | None = None,
-    pixel_size_nm: float = 1.0,
     gt_instances: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """All per-image metrics.
@@ -198,56 +216,76 @@ def evaluate_image(
         pred_instances: (H,W) predicted instance ids, 0 = background.
         pred_classes: optional (H,W) predicted 3-class map; its class >= 1 is the predicted
             foreground (otherwise ``pred_instances > 0``).
-        pixel_size_nm: physical pixel size for the diameters.
         gt_instances: optional explicit ground-truth instance map (default: components of class 1).
     Returns:
-        dict with dsc, ap50, pq, miou, particle_iou, n_gt, n_pred, tp, fp, fn, iou_sum and the
-        diameter lists ``gt_diameters_nm`` / ``pred_diameters_nm`` (JSON-serialisable).
+        dict with dsc, ap50, pq, miou, particle_iou, n_gt, n_pred, tp, fp, fn, iou_sum, the
+        diameter lists ``gt_diameters_px`` / ``pred_diameters_px`` and the matched pairs'
+        relative diameter errors ``matched_rel_errors`` (JSON-serialisable).
     """
     gt_classes = np.asarray(gt_classes)
     pred_instances = np.asarray(pred_instances)
     gt_inst = instances_from_classes(gt_classes) if gt_instances is None else np.asarray(gt_instances)
     gt_fg = gt_classes >= 1
     pred_fg = pred_instances > 0 if pred_classes is None else np.asarray(pred_classes) >= 1
-    tp, fp, fn, iou_sum = _counts(gt_inst, pred_instances)
+    matches, n_gt, n_pred = match_instances(gt_inst, pred_instances)
+    tp = len(matches)
+    fp, fn, iou_sum = n_pred - tp, n_gt - tp, float(sum(m[2] for m in matches))
     return {
         "dsc": dice(gt_fg, pred_fg),
         "ap50": _ap50_from_counts(tp, fp, fn),
         "pq": _pq_from_counts(tp, fp, fn, iou_sum),
         "miou": miou(gt_fg, pred_fg),
         "particle_iou": particle_iou(gt_fg, pred_fg),
-        "n_gt": tp + fn,
-        "n_pred": tp + fp,
+        "n_gt": n_gt,
+        "n_pred": n_pred,
         "tp": tp,
         "fp": fp,
         "fn": fn,
         "iou_sum": iou_sum,
-        "gt_diameters_nm": equivalent_diameters(gt_inst, pixel_size_nm).tolist(),
-        "pred_diameters_nm": equivalent_diameters(pred_instances, pixel_size_nm).tolist(),
+        "gt_diameters_px": equivalent_diameters(gt_inst).tolist(),
+        "pred_diameters_px": equivalent_diameters(pred_instances).tolist(),
+        "matched_rel_errors": matched_relative_errors(gt_inst, pred_instances, matches).tolist(),
     }
 
 
 MEAN_KEYS = ("dsc", "ap50", "pq", "miou", "particle_iou")
 
 
-def aggregate(per_image: list[dict[str, Any]]) -> dict[str, float]:
+def _pooled(per_image: list[dict[str, Any]], key: str, scale: list[float] | None = None) -> np.ndarray:
+    parts = [
+        np.asarray(r[key], float) * (1.0 if scale is None else scale[k]) for k, r in enumerate(per_image)
+    ]
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def aggregate(
+    per_image: list[dict[str, Any]], pixel_sizes_nm: list[float | None] | None = None
+) -> dict[str, Any]:
     """Dataset summary: per-image means of the scores, pooled counts and pooled size errors.
 
     Besides the means (``dsc``, ``ap50``, ``pq``, ``miou``, ``particle_iou``) it reports
-    ``ap50_pooled`` / ``pq_pooled`` from the summed TP/FP/FN (robust to images with few particles)
-    and the size errors of all diameters pooled over images.
+    ``ap50_pooled`` / ``pq_pooled`` from the summed TP/FP/FN (robust to images with few particles),
+    the matched size error, and the size errors of all diameters pooled over images: in px, and in
+    nm when ``pixel_sizes_nm`` (one per image) are all known.
     """
-    out: dict[str, float] = {"n_images": float(len(per_image))}
+    out: dict[str, Any] = {"n_images": len(per_image)}
     for k in MEAN_KEYS:
         out[k] = float(np.mean([r[k] for r in per_image])) if per_image else float("nan")
     tp, fp, fn = (int(sum(r[k] for r in per_image)) for k in ("tp", "fp", "fn"))
     iou_sum = float(sum(r.get("iou_sum", 0.0) for r in per_image))
-    out.update({"tp": float(tp), "fp": float(fp), "fn": float(fn)})
+    out.update({"tp": tp, "fp": fp, "fn": fn})
     out["ap50_pooled"] = _ap50_from_counts(tp, fp, fn)
     out["pq_pooled"] = _pq_from_counts(tp, fp, fn, iou_sum)
-    gt_d = np.concatenate([np.asarray(r["gt_diameters_nm"], float) for r in per_image] or [[]])
-    pred_d = np.concatenate([np.asarray(r["pred_diameters_nm"], float) for r in per_image] or [[]])
-    out.update(size_distribution_errors(gt_d, pred_d))
-    out["gt_mean_diameter_nm"] = float(gt_d.mean()) if gt_d.size else float("nan")
-    out["pred_mean_diameter_nm"] = float(pred_d.mean()) if pred_d.size else float("nan")
+    rel = _pooled(per_image, "matched_rel_errors")
+    out["matched_median_rel_error"] = float(np.median(rel)) if rel.size else float("nan")
+    units: list[tuple[str, list[float] | None]] = [("px", None)]
+    if per_image and pixel_sizes_nm is not None and all(p is not None for p in pixel_sizes_nm):
+        units.append(("nm", [float(p) for p in pixel_sizes_nm]))  # type: ignore[arg-type]
+    for unit, scale in units:
+        gt_d = _pooled(per_image, "gt_diameters_px", scale)
+        pred_d = _pooled(per_image, "pred_diameters_px", scale)
+        out.update(size_distribution_errors(gt_d, pred_d, unit))
+        out[f"gt_mean_diameter_{unit}"] = float(gt_d.mean()) if gt_d.size else float("nan")
+        out[f"pred_mean_diameter_{unit}"] = float(pred_d.mean()) if pred_d.size else float("nan")
+    out["size_unit"] = units[-1][0]
     return out

@@ -1,182 +1,230 @@
 """The paper's comparison: what is synthetic data worth for segmenting real micrographs?
 
-Rows (one segmenter recipe, different training data, one annotated test set):
+Rows (one segmenter recipe, same crops and step budget, N seeds, one annotated test set):
 
-* a — DiffRenderGAN: synthetic data rendered with the trained parameter network;
-* b — no GAN: the same layouts rendered with parameters uniform in the configured ranges;
-* c — real: the annotated real training images (when given);
-* d — synthetic pretraining (a, or b without a checkpoint) then real fine-tuning (optional);
-* classical — Otsu threshold + watershed, no training.
+* ``gan`` — DiffRenderGAN: synthetic data rendered with the trained parameter network;
+* ``uniform`` — no GAN: the same layouts rendered with parameters uniform in the ranges;
+* ``real`` — the annotated real images: trained on ``real_train_dir``, or, without one,
+  cross-validated leave-one-image-out over the test images;
+* ``finetune`` — the ``gan`` (or ``uniform``) segmenter fine-tuned on the real images (same CV);
+* ``classical`` — Otsu threshold + watershed, no training;
+* any folder given under ``extra_rows`` (a synthetic export or a labeled folder).
 
-Outputs ``comparison.json``, ``comparison.md`` (table) and ``comparison.png`` (grouped bars).
+Several recipes (``recipes``: name -> overrides) turn the comparison into an ablation: every
+trained row is run with every recipe. Outputs ``comparison.json`` (per-seed scores, mean ± std,
+paired differences with 95 % intervals against the reference row), ``comparison.md`` and
+``comparison.png``.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from diffrendergan.config import material_from_dict, renderer_from_dict
-from diffrendergan.errors import ConfigError
+import numpy as np
+
+from diffrendergan.evaluation.protocol import METRICS, Row, compare_to, run_rows, summarize
 from diffrendergan.export.writer import export_dataset
 from diffrendergan.models.generator import Generator
-from diffrendergan.tasks.segment import classical_baseline, run_segmentation
+from diffrendergan.segmentation.recipe import SegmenterConfig, segmenter_from_dict
+from diffrendergan.tasks.segment import ImageSet, json_safe
 from diffrendergan.utils.io import atomic_write, atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
 
-ROW_LABELS = {
-    "a": "DiffRenderGAN synthetic",
-    "b": "no-GAN synthetic (uniform params)",
-    "c": "real annotated",
-    "d": "synthetic pretrain + real finetune",
+ROW_NAMES = ("gan", "uniform", "real", "finetune", "classical")
+LABELS = {
+    "gan": "DiffRenderGAN synthetic",
+    "uniform": "no-GAN synthetic (uniform params)",
+    "real": "real annotated",
+    "finetune": "synthetic pretrain + real finetune",
     "classical": "Otsu + watershed",
 }
-COLUMNS = {"dsc": "DSC", "ap50": "AP50", "pq": "PQ", "miou": "mIoU"}
-SIZE_KEY = "mean_error_nm"
 
 
-def load_generator(checkpoint: str | Path, material_name: str | None = None) -> Generator:
-    """The generator of a GAN checkpoint (material/renderer from its hyperparameters); a
-    different explicitly requested material is an error rather than silently ignored."""
-    from diffrendergan.training.gan_module import GANModule
+@dataclass(frozen=True)
+class ComparisonSpec:
+    """What to compare. ``generator``/``baseline_generator`` render the gan/uniform exports
+    (None: those rows are skipped); ``recipes``: name -> recipe (one = a plain comparison)."""
 
-    path = Path(checkpoint)
-    if not path.is_file():
-        raise ConfigError("checkpoint", f"{path}: file not found")
-    module = GANModule.load_from_checkpoint(str(path), map_location="cpu")
-    g = module.export_generator()
-    if material_name is not None and material_name != g.material.name:
-        raise ConfigError(
-            "material",
-            f"+material={material_name} but the checkpoint was trained on {g.material.name!r}; "
-            "drop +material or pass the matching one",
-        )
-    return g
-
-
-def _row(key: str, metrics: dict[str, Any], run_dir: Path) -> dict[str, Any]:
-    out = {"label": ROW_LABELS[key], "dir": str(run_dir)}
-    out.update({k: metrics.get(k) for k in (*COLUMNS, "particle_iou", SIZE_KEY)})
-    return out
+    rows: tuple[str, ...]
+    test: ImageSet
+    recipes: dict[str, SegmenterConfig]
+    seeds: tuple[int, ...] = (0, 1, 2)
+    generator: Generator | None = None
+    baseline_generator: Generator | None = None
+    real_train_dir: Path | None = None
+    extra_rows: dict[str, Path] | None = None
+    n_images: int = 500
+    export_seed: int = 0
+    reference: str = "gan"
+    pixel_size_nm: float | None = None
 
 
-def _fmt(v: Any) -> str:
-    return "n/a" if v is None else f"{v:.3f}"
+def recipes_from_overrides(base: Any, overrides: dict[str, dict] | None) -> dict[str, SegmenterConfig]:
+    """{name: recipe}: the base recipe with each entry's overrides on top ({"default": base})."""
+    from omegaconf import OmegaConf
+
+    if not overrides:
+        return {"default": segmenter_from_dict(base)}
+    base_node = OmegaConf.create(base if isinstance(base, dict) else OmegaConf.to_container(base))
+    merged = {}
+    for name, over in overrides.items():
+        node = OmegaConf.merge(base_node, OmegaConf.create(dict(over or {})))
+        merged[str(name)] = segmenter_from_dict(node, f"recipes.{name}")
+    return merged
 
 
-def comparison_markdown(rows: dict[str, dict[str, Any]]) -> str:
-    """Table with rows a/b/c/d/classical and columns DSC, AP50, PQ, mIoU, mean size error (nm)."""
-    head = ["row", "training data", *COLUMNS.values(), "mean size error (nm)"]
+def _export(
+    gen: Generator, out: Path, spec: ComparisonSpec, baseline: bool, progress: bool
+) -> dict[str, Any]:
+    return export_dataset(gen, out, spec.n_images, spec.export_seed, baseline=baseline, progress=progress)
+
+
+def build_rows(spec: ComparisonSpec, out: Path, progress: bool = False) -> tuple[list[Row], dict[str, Any]]:
+    """Rows to run (exports written first) and the export summaries."""
+    exports: dict[str, Any] = {}
+    folders: dict[str, Path] = {}
+    for name, gen, baseline in (("gan", spec.generator, False), ("uniform", spec.baseline_generator, True)):
+        if name in spec.rows and gen is not None:
+            folders[name] = out / f"synthetic_{name}"
+            exports[name] = _export(gen, folders[name], spec, baseline, progress)
+        elif name in spec.rows:
+            log.info("no generator for row %s: skipped", name)
+    folders.update({k: Path(v) for k, v in (spec.extra_rows or {}).items()})
+    rows: list[Row] = []
+    for rname, recipe in spec.recipes.items():
+        suffix = "" if len(spec.recipes) == 1 else f"/{rname}"
+        for name, folder in folders.items():
+            rows.append(Row(name + suffix, LABELS.get(name, str(folder)), "train", recipe, folder))
+        if "real" in spec.rows:
+            kind = "cv" if spec.real_train_dir is None else "train"
+            rows.append(Row("real" + suffix, LABELS["real"], kind, recipe, spec.real_train_dir))
+        if "finetune" in spec.rows and folders.keys() & {"gan", "uniform"}:
+            pre = ("gan" if "gan" in folders else "uniform") + suffix
+            rows.append(
+                Row("finetune" + suffix, f"{LABELS['finetune']} ({pre})", "finetune", recipe, None, pre)
+            )
+    if "classical" in spec.rows:
+        rows.append(Row("classical", LABELS["classical"], "classical"))
+    return rows, exports
+
+
+def _reference(spec: ComparisonSpec, names: list[str]) -> str:
+    ref = spec.reference if spec.reference in names else None
+    if ref is None:
+        ref = next((n for n in names if n.split("/")[0] == spec.reference), names[0])
+    return ref
+
+
+def run_comparison(spec: ComparisonSpec, out_dir: str | Path, progress: bool = False) -> dict[str, Any]:
+    """Export, train every row for every seed, score, and write comparison.json/.md/.png."""
+    out = Path(out_dir)
+    spec.test.load("percentile")  # fail on a bad test folder before exporting anything
+    rows, exports = build_rows(spec, out, progress)
+    scores = run_rows(rows, spec.test, out, list(spec.seeds), spec.pixel_size_nm)
+    ref = _reference(spec, list(scores))
+    diffs = compare_to(scores, ref)
+    table = {
+        r.name: {
+            "label": r.label,
+            "kind": r.kind,
+            "dir": str(out / r.name),
+            **summarize(scores[r.name]),
+            f"vs_{ref}": diffs.get(r.name),
+        }
+        for r in rows
+    }
+    result = json_safe({
+        "test_dir": str(spec.test.folder),
+        "n_test_images": int(next(iter(scores.values())).shape[1]),
+        "seeds": list(spec.seeds),
+        "reference": ref,
+        "recipes": {k: v.resolved().as_dict() for k, v in spec.recipes.items()},
+        "exports": exports,
+        "rows": table,
+        "scores": {k: v.tolist() for k, v in scores.items()},
+        "score_axes": ["seed", "image", list(METRICS)],
+    })  # fmt: skip
+    atomic_write_json(out / "comparison.json", result)
+    atomic_write_text(out / "comparison.md", comparison_markdown(result))
+    comparison_plot(result, out / "comparison.png")
+    return result
+
+
+def _ms(m: dict[str, float]) -> str:
+    return f"{m['mean']:.3f} ± {m['std']:.3f}"
+
+
+def _ci(d: dict[str, float] | None) -> str:
+    if d is None:
+        return "(reference)"
+    star = " *" if d["excludes_zero"] else ""
+    return f"{d['diff']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]{star}"
+
+
+def comparison_markdown(result: dict[str, Any]) -> str:
+    """Rows with mean ± std over seeds and the paired differences against the reference."""
+    ref = result["reference"]
+    head = [
+        "row",
+        "training data",
+        "DSC",
+        "AP50",
+        "PQ",
+        f"ΔAP50 vs {ref} [95 % CI]",
+        f"ΔPQ vs {ref} [95 % CI]",
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for key, r in rows.items():
-        cells = [key, r["label"], *(_fmt(r.get(k)) for k in COLUMNS), _fmt(r.get(SIZE_KEY))]
+    for name, r in result["rows"].items():
+        d = r.get(f"vs_{ref}") or {}
+        cells = [name, r["label"], _ms(r["dsc"]), _ms(r["ap50"]), _ms(r["pq"]),
+                 _ci(d.get("ap50")), _ci(d.get("pq"))]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
+    n_seeds, n_img = len(result["seeds"]), result["n_test_images"]
+    lines.append(
+        f"\nmean ± std over {n_seeds} seeds (each seed: mean over {n_img} test images); Δ: paired "
+        "bootstrap over test images × seeds, * = interval excludes 0."
+    )
     return "\n".join(lines) + "\n"
 
 
-def comparison_plot(rows: dict[str, dict[str, Any]], path: Path) -> None:
-    """Grouped bar chart: one group per metric, one bar per row."""
+def comparison_plot(result: dict[str, Any], path: Path) -> None:
+    """Left: scores per metric (mean over seeds, error bar = std), one bar per row. Right: each
+    row's paired difference to the reference row with its 95 % interval."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
-    keys = list(rows)
-    x = np.arange(len(COLUMNS))
-    width = 0.8 / max(len(keys), 1)
-    fig, ax = plt.subplots(figsize=(7, 3.5), dpi=120)
-    for j, key in enumerate(keys):
-        vals = [rows[key].get(m) or 0.0 for m in COLUMNS]
-        ax.bar(x + (j - (len(keys) - 1) / 2) * width, vals, width, label=f"{key}: {rows[key]['label']}")
-    ax.set_xticks(x, list(COLUMNS.values()))
+    names, ref = list(result["rows"]), result["reference"]
+    x = np.arange(len(METRICS))
+    width = 0.8 / max(len(names), 1)
+    fig, (ax, ax_d) = plt.subplots(1, 2, figsize=(11, 3.8), dpi=120, gridspec_kw={"width_ratios": [3, 2]})
+    for j, name in enumerate(names):
+        r = result["rows"][name]
+        means = [r[m]["mean"] or 0.0 for m in METRICS]
+        stds = [r[m]["std"] or 0.0 for m in METRICS]
+        ax.bar(x + (j - (len(names) - 1) / 2) * width, means, width, yerr=stds, capsize=2, label=name)
+    ax.set_xticks(x, [m.upper() for m in METRICS])
     ax.set_ylim(0, 1)
-    ax.set_ylabel("score")
+    ax.set_ylabel(f"score (mean ± std, {len(result['seeds'])} seeds)")
+    others = [n for n in names if n != ref]
+    for k, m in enumerate(("ap50", "pq")):
+        for j, name in enumerate(others):
+            d = result["rows"][name][f"vs_{ref}"][m]
+            y = j + (k - 0.5) * 0.3
+            err = [[d["diff"] - d["ci_low"]], [d["ci_high"] - d["diff"]]]
+            ax_d.errorbar(
+                d["diff"], y, xerr=err, fmt="o", color=f"C{k}", capsize=3, label=m.upper() if j == 0 else None
+            )
+    ax_d.axvline(0, color="k", lw=0.8)
+    ax_d.set_yticks(range(len(others)), others)
+    ax_d.set_xlabel(f"row - {ref} (paired, 95 % CI)")
+    ax_d.legend(fontsize=7)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     atomic_write(path, lambda p: fig.savefig(p, format="png"))
     plt.close(fig)
-
-
-def run_comparison(
-    material_cfg_dict: dict[str, Any] | None,
-    checkpoint: str | Path | None,
-    test_dir: str | Path,
-    out_dir: str | Path,
-    real_train_dir: str | Path | None = None,
-    n_images: int = 200,
-    seg_kwargs: dict[str, Any] | None = None,
-    finetune: bool = False,
-    renderer_cfg_dict: dict[str, Any] | None = None,
-    seed: int = 0,
-    export_batch_size: int = 8,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """Export (a) and (b), train one segmenter per training set, score all rows on ``test_dir``.
-
-    Args:
-        material_cfg_dict: material config (needed without a checkpoint; checked against it).
-        checkpoint: GAN checkpoint or None (then row a and its fine-tuning are skipped and the
-            no-GAN generator is built from the material and ``renderer_cfg_dict``).
-        seg_kwargs: extra :func:`run_segmentation` arguments (encoder, max_epochs, ...);
-            ``pixel_size_nm`` defaults to the material's.
-        finetune: add row d (needs ``real_train_dir``).
-    Returns:
-        {"rows": {key: {label, dsc, ap50, pq, miou, particle_iou, mean_error_nm, dir}}, ...}.
-    """
-    out = Path(out_dir)
-    seg = dict(seg_kwargs or {})
-    seg.setdefault("progress", progress)
-    seg.setdefault("seed", seed)
-    name = None if material_cfg_dict is None else str(material_cfg_dict.get("name"))
-    if checkpoint is not None:
-        gen = load_generator(checkpoint, name)
-    elif material_cfg_dict is None:
-        raise ConfigError("material", "without a checkpoint a material is needed: +material=<name>")
-    else:
-        gen = Generator(material_from_dict(material_cfg_dict), renderer_from_dict(renderer_cfg_dict))
-    seg.setdefault("pixel_size_nm", gen.material.pixel_size_nm)
-    crop = seg.get("crop_bottom_px")
-
-    rows: dict[str, dict[str, Any]] = {}
-    exports: dict[str, dict[str, Any]] = {}
-    for key, baseline in (("a", False), ("b", True)):
-        if key == "a" and checkpoint is None:
-            log.info("no checkpoint: skipping row a (DiffRenderGAN synthetic)")
-            continue
-        data_dir = out / f"synthetic_{key}"
-        exports[key] = export_dataset(
-            gen, data_dir, n_images, seed, export_batch_size, baseline=baseline, progress=progress
-        )
-        metrics = run_segmentation(data_dir, test_dir, out / f"seg_{key}", **seg)
-        rows[key] = _row(key, metrics, out / f"seg_{key}")
-    if real_train_dir is not None:
-        metrics = run_segmentation(real_train_dir, test_dir, out / "seg_c", **seg)
-        rows["c"] = _row("c", metrics, out / "seg_c")
-        if finetune:
-            pre = "a" if "a" in rows else "b"
-            init = out / f"seg_{pre}" / "segmenter.ckpt"
-            ft = {**seg, "init_from": init}
-            metrics = run_segmentation(real_train_dir, test_dir, out / "seg_d", **ft)
-            rows["d"] = _row("d", metrics, out / "seg_d")
-            rows["d"]["pretrained_on"] = pre
-    elif finetune:
-        log.warning("finetune=true needs real_train_dir; skipping row d")
-    classical = classical_baseline(test_dir, out / "classical", seg["pixel_size_nm"], crop)
-    rows["classical"] = _row("classical", classical, out / "classical")
-
-    result = {
-        "material": gen.material.name,
-        "checkpoint": None if checkpoint is None else str(checkpoint),
-        "test_dir": str(test_dir),
-        "real_train_dir": None if real_train_dir is None else str(real_train_dir),
-        "n_images": n_images,
-        "exports": exports,
-        "rows": rows,
-    }
-    atomic_write_json(out / "comparison.json", result)
-    atomic_write_text(out / "comparison.md", comparison_markdown(rows))
-    comparison_plot(rows, out / "comparison.png")
-    return result

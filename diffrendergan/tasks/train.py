@@ -23,7 +23,7 @@ from diffrendergan.config import MaterialConfig
 from diffrendergan.data.datasets import RealPatchDataModule
 from diffrendergan.data.demo import ensure_demo
 from diffrendergan.data.patches import prepare_patches
-from diffrendergan.errors import ConfigError, DataError
+from diffrendergan.errors import ConfigError
 from diffrendergan.evaluation.particle_sizes import labeled_diameters, law_diameters, size_stats
 from diffrendergan.models.topography import law_summary
 from diffrendergan.scene.laws import size_law_moments
@@ -325,25 +325,28 @@ def export_and_evaluate(cfg: DictConfig, module: GANModule, real: RealData, out_
     out["export"] = {"dir": str(export_dir), **{k: v for k, v in res.items() if k != "out_dir"}}
     if not cfg.evaluate.enabled or real.labeled_dir is None:
         return out
-    if not (real.labeled_dir / "images").is_dir():
-        raise DataError(real.labeled_dir, "expected images/ and masks/ subfolders")
-    from diffrendergan.tasks.segment import run_segmentation
+    from diffrendergan.segmentation.recipe import segmenter_from_dict
+    from diffrendergan.tasks.segment import ImageSet, TrainOptions, run_segmentation
 
     seg_dir = out_dir / "segmentation"
+    pixel = cfg.data.pixel_size_nm or real_pixel_size(cfg, real)
     metrics = run_segmentation(
-        train_dir=export_dir,
-        test_dir=real.labeled_dir,
-        out_dir=seg_dir,
-        encoder=cfg.evaluate.encoder,
-        max_epochs=int(cfg.evaluate.max_epochs),
-        batch_size=int(cfg.evaluate.batch_size),
-        limit_train_batches=cfg.evaluate.limit_train_batches,
-        pixel_size_nm=module.generator.material.pixel_size_nm,
-        seed=int(cfg.seed),
-        accelerator="gpu" if on_gpu else "cpu",
+        segmenter_from_dict(cfg.segmenter),
+        ImageSet(export_dir),
+        ImageSet(real.labeled_dir, crop_bottom_px=cfg.data.crop_bottom_px),
+        seg_dir,
+        TrainOptions(seed=int(cfg.seed)),
+        pixel,
     )
     out["evaluation"] = {
         "metrics": str(seg_dir / "metrics.json"),
-        **{k: metrics.get(k) for k in ("dsc", "ap50", "pq", "miou")},
+        "segmenter": str(seg_dir / "segmenter.ckpt"),
+        **{k: metrics.get(k) for k in ("dsc", "ap50", "pq", "miou", "matched_median_rel_error")},
     }
     return out
+
+
+def real_pixel_size(cfg: DictConfig, real: RealData) -> float | None:
+    """nm/px of the labeled images: the demo's are rendered at the material's scale; real files
+    carry theirs in their metadata (None here = read it per file)."""
+    return float(cfg.material.pixel_size_nm) if real.demo_truth is not None else None

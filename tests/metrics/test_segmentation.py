@@ -101,12 +101,15 @@ def test_lower_threshold_still_one_to_one() -> None:
 def test_perfect_prediction() -> None:
     c = _touching_gt()
     pred = instances_from_classes(c)
-    r = evaluate_image(c, pred, pred_classes=c, pixel_size_nm=2.0)
+    r = evaluate_image(c, pred, pred_classes=c)
     for k in ("dsc", "ap50", "pq", "miou", "particle_iou"):
         assert r[k] == pytest.approx(1.0), k
     assert (r["tp"], r["fp"], r["fn"]) == (3, 0, 0)
-    agg = aggregate([r, r])
+    assert r["matched_rel_errors"] == [0.0, 0.0, 0.0]
+    agg = aggregate([r, r], [2.0, 2.0])
     assert agg["ap50"] == pytest.approx(1.0) and agg["pq"] == pytest.approx(1.0)
+    assert agg["size_unit"] == "nm" and agg["matched_median_rel_error"] == 0.0
+    assert agg["gt_mean_diameter_nm"] == pytest.approx(2.0 * agg["gt_mean_diameter_px"])
     assert agg["mean_error_nm"] == pytest.approx(0.0, abs=1e-12)
     assert agg["wasserstein_nm"] == pytest.approx(0.0, abs=1e-12)
     assert agg["rel_mean_error"] == pytest.approx(0.0, abs=1e-12)
@@ -126,7 +129,8 @@ def test_empty_cases() -> None:
     assert (r["tp"], r["fp"], r["fn"]) == (0, 1, 0)
     err = size_distribution_errors(np.array([]), np.array([3.0]))
     assert all(math.isnan(v) for v in err.values())
-    assert math.isnan(aggregate([r])["mean_error_nm"])
+    assert math.isnan(aggregate([r])["mean_error_px"])
+    assert "mean_error_nm" not in aggregate([r], [None])  # unknown pixel size: no nm keys at all
 
 
 def test_equivalent_diameter_of_discs() -> None:
@@ -163,5 +167,56 @@ def test_aggregate_means_and_pooling() -> None:
     assert agg["pq"] == pytest.approx((5 / 18 + 1.0) / 2)
     assert (agg["tp"], agg["fp"], agg["fn"]) == (4, 2, 2)
     assert agg["ap50_pooled"] == pytest.approx(4 / 8)
-    pooled_gt = bad["gt_diameters_nm"] + good["gt_diameters_nm"]
-    assert agg["gt_mean_diameter_nm"] == pytest.approx(np.mean(pooled_gt))
+    pooled_gt = bad["gt_diameters_px"] + good["gt_diameters_px"]
+    assert agg["gt_mean_diameter_px"] == pytest.approx(np.mean(pooled_gt))
+    assert agg["size_unit"] == "px" and "gt_mean_diameter_nm" not in agg
+
+
+def test_matched_relative_errors_of_a_grown_disc() -> None:
+    gt = np.zeros((60, 60), np.int32)
+    gt[_disc(gt.shape, 30, 30, 10)] = 1
+    pred = np.zeros_like(gt)
+    pred[_disc(gt.shape, 30, 30, 12)] = 7  # IoU ~ 0.69: matched, diameter 20 % too large
+    r = evaluate_image((gt > 0).astype(np.uint8), pred, gt_instances=gt)
+    expected = np.sqrt((pred > 0).sum() / (gt > 0).sum()) - 1.0  # diameters scale with sqrt(area)
+    assert r["tp"] == 1 and r["matched_rel_errors"][0] == pytest.approx(expected)
+    assert expected == pytest.approx(0.2, abs=0.03)
+
+
+def test_panoptic_quality_agrees_with_torchmetrics() -> None:
+    """Ours (IoU > 0.5 matching, things only) against torchmetrics' PanopticQuality on random
+    instance maps."""
+    torch = pytest.importorskip("torch")
+    from torchmetrics.detection import PanopticQuality
+
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        gt = _random_instances(rng)
+        pred = _random_instances(rng) if rng.random() < 0.3 else _perturb(gt, rng)
+        ours = panoptic_quality(gt, pred)
+        # torchmetrics averages PQ over categories; the substrate is its "stuff" class, so compare
+        # with the per-class value of the particle ("thing") category.
+        metric = PanopticQuality(things={1}, stuffs={0}, return_per_class=True)
+        theirs = float(metric(_as_panoptic(pred, torch), _as_panoptic(gt, torch)).flatten()[0])
+        assert theirs == pytest.approx(ours, abs=1e-6)
+
+
+def _as_panoptic(inst: np.ndarray, torch):
+    """(H, W) instances -> torchmetrics' (1, H, W, 2) [category, instance id] layout."""
+    cat = (inst > 0).astype(np.int64)
+    return torch.from_numpy(np.stack([cat, inst.astype(np.int64)], -1))[None]
+
+
+def _random_instances(rng: np.random.Generator, n: int = 6) -> np.ndarray:
+    inst = np.zeros((64, 64), np.int32)
+    for k in range(1, n + 1):
+        cy, cx, r = rng.integers(8, 56), rng.integers(8, 56), rng.integers(3, 9)
+        inst[_disc(inst.shape, cy, cx, r)] = k
+    return inst
+
+
+def _perturb(inst: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Shift the map by a pixel or two and drop one instance: some matches, some misses."""
+    out = np.roll(inst, tuple(rng.integers(-2, 3, size=2)), axis=(0, 1))
+    out[out == rng.integers(1, inst.max() + 1)] = 0
+    return out

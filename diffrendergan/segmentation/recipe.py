@@ -1,0 +1,171 @@
+"""The segmenter recipe: one typed configuration shared by ``run``, ``segment``, ``compare`` and
+``analyze`` (the ``segmenter`` config group), validated once at the boundary.
+
+A *profile* sets the schedule for the hardware: ``cpu`` is short enough for a 3-seed comparison
+on two cores, ``gpu`` is a long, nnU-Net-like schedule (poly decay, mixed precision).
+``profile: auto`` takes ``gpu`` when CUDA is present. Keys left ``null`` come from the profile;
+a value given on the command line wins over it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import torch
+
+from diffrendergan.config import typed_config
+from diffrendergan.errors import ConfigError
+from diffrendergan.segmentation.representations import DECODERS, TARGETS, Representation
+
+PROFILES = ("auto", "cpu", "gpu")
+NORMALIZATIONS = ("matched", "percentile", "raw")
+LR_SCHEDULES = ("poly", "constant")
+PRECISIONS = ("32", "bf16-mixed", "16-mixed")
+
+
+@dataclass
+class Schedule:
+    """How long and how hard to train. steps: optimizer steps; batch_size: crops per step."""
+
+    steps: int = 600
+    batch_size: int = 4
+    lr_schedule: str = "poly"
+    precision: str = "32"
+
+
+PROFILE_SCHEDULES = {
+    "cpu": Schedule(steps=600, batch_size=4, lr_schedule="poly", precision="32"),
+    "gpu": Schedule(steps=20_000, batch_size=16, lr_schedule="poly", precision="16-mixed"),
+}
+
+
+@dataclass
+class SegmenterConfig:
+    """Everything that determines a trained segmenter and how its predictions are decoded.
+
+    Attributes:
+        profile: auto | cpu | gpu (see module docstring).
+        arch, encoder, encoder_weights: smp model (weights null = random init, no downloads).
+        target, target_width_px, decoder, min_size_px, core_erode_px: the instance representation
+            (:class:`~diffrendergan.segmentation.representations.Representation`).
+        normalize: intensity convention. ``matched``: synthetic images as rendered, real
+            micrographs percentile-stretched (0.5/99.5 %, data bar removed) — the convention the
+            GAN's real patches use, so rendered and real images agree. ``percentile``: both sides
+            stretched per image. ``raw``: both sides as stored (``/255`` for 8 bit).
+        gain_jitter, offset_jitter: per-crop intensity jitter, gain x U(1 -/+ g), offset U(-/+ o).
+        separator_weight: cross-entropy weight of class 2 (1 = unweighted).
+        dice_weight: weight of the multiclass Dice loss added to the cross-entropy.
+        lr: Adam learning rate (peak of the poly schedule).
+        steps, batch_size, lr_schedule, precision: null = from the profile.
+        crop_size: training crop side (multiple of 32; capped by the image size).
+        tile, overlap: inference tiles; tile null = the whole image in one pass.
+        accelerator: auto | cpu | gpu.
+        num_workers: DataLoader workers.
+    """
+
+    profile: str = "auto"
+    arch: str = "unet"
+    encoder: str = "resnet18"
+    encoder_weights: str | None = None
+    target: str = "contour"
+    target_width_px: int = 2
+    decoder: str | None = None
+    min_size_px: int = 10
+    core_erode_px: int = 1
+    normalize: str = "matched"
+    gain_jitter: float = 0.2
+    offset_jitter: float = 0.05
+    separator_weight: float = 1.0
+    dice_weight: float = 1.0
+    lr: float = 1e-3
+    steps: int | None = None
+    batch_size: int | None = None
+    lr_schedule: str | None = None
+    precision: str | None = None
+    crop_size: int = 256
+    tile: int | None = None
+    overlap: int = 64
+    accelerator: str = "auto"
+    num_workers: int = 0
+
+    @property
+    def representation(self) -> Representation:
+        return Representation(
+            self.target,  # type: ignore[arg-type]
+            self.target_width_px,
+            self.decoder,  # type: ignore[arg-type]
+            self.min_size_px,
+            self.core_erode_px,
+        )
+
+    def schedule(self) -> Schedule:
+        """The profile's schedule with this recipe's explicit values on top."""
+        base = PROFILE_SCHEDULES[resolve_profile(self.profile)]
+        given = {k: getattr(self, k) for k in asdict(base) if getattr(self, k) is not None}
+        return replace(base, **given)
+
+    def resolved(self) -> SegmenterConfig:
+        """A copy with the profile applied (every schedule key set): what a checkpoint records."""
+        s = self.schedule()
+        return replace(self, profile=resolve_profile(self.profile), **asdict(s))
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def resolve_profile(profile: str) -> str:
+    if profile == "auto":
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    return profile
+
+
+def _choice(key: str, value: Any, options: tuple, allow_none: bool = False) -> None:
+    if (value is None and allow_none) or value in options:
+        return
+    raise ConfigError(key, f"expected one of {options}, got {value!r}")
+
+
+def validate(cfg: SegmenterConfig, key: str = "segmenter") -> SegmenterConfig:
+    """Range and choice checks, raising :class:`ConfigError` with the dotted key."""
+    _choice(f"{key}.profile", cfg.profile, PROFILES)
+    _choice(f"{key}.target", cfg.target, TARGETS)
+    _choice(f"{key}.decoder", cfg.decoder, DECODERS, allow_none=True)
+    _choice(f"{key}.normalize", cfg.normalize, NORMALIZATIONS)
+    _choice(f"{key}.lr_schedule", cfg.lr_schedule, LR_SCHEDULES, allow_none=True)
+    _choice(f"{key}.precision", cfg.precision, PRECISIONS, allow_none=True)
+    _choice(f"{key}.accelerator", cfg.accelerator, ("auto", "cpu", "gpu"))
+    for name, low in (
+        ("target_width_px", 1),
+        ("min_size_px", 0),
+        ("core_erode_px", 0),
+        ("num_workers", 0),
+        ("overlap", 0),
+    ):
+        if getattr(cfg, name) < low:
+            raise ConfigError(f"{key}.{name}", f"must be >= {low}, got {getattr(cfg, name)}")
+    for name in ("steps", "batch_size"):
+        value = getattr(cfg, name)
+        if value is not None and value < 1:
+            raise ConfigError(f"{key}.{name}", f"must be >= 1, got {value}")
+    for name in ("gain_jitter", "offset_jitter", "separator_weight", "dice_weight"):
+        if getattr(cfg, name) < 0:
+            raise ConfigError(f"{key}.{name}", f"must be >= 0, got {getattr(cfg, name)}")
+    if cfg.gain_jitter >= 1:
+        raise ConfigError(f"{key}.gain_jitter", f"must be < 1 (gain 1 -/+ g), got {cfg.gain_jitter}")
+    if not cfg.lr > 0:
+        raise ConfigError(f"{key}.lr", f"must be > 0, got {cfg.lr}")
+    if cfg.crop_size < 32 or cfg.crop_size % 32:
+        raise ConfigError(f"{key}.crop_size", f"must be a multiple of 32, >= 32, got {cfg.crop_size}")
+    if cfg.tile is not None and (cfg.tile < 32 or cfg.tile % 32 or cfg.overlap >= cfg.tile):
+        raise ConfigError(
+            f"{key}.tile", f"must be a multiple of 32 above overlap ({cfg.overlap}), got {cfg.tile}"
+        )
+    if cfg.accelerator == "gpu" and not torch.cuda.is_available():
+        raise ConfigError(f"{key}.accelerator", "gpu requested but CUDA is not available")
+    return cfg
+
+
+def segmenter_from_dict(raw: Any, key: str = "segmenter") -> SegmenterConfig:
+    """Typed, validated recipe from a composed config node (or plain dict)."""
+    return validate(typed_config(SegmenterConfig, raw, key), key)
