@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from diffrendergan.errors import ConfigError
-from diffrendergan.params.space import ParamRange
+from diffrendergan.params.space import ParamRange, check_domain
 
 SHAPE_FAMILIES = ("sphere", "faceted", "wire", "mesh")
 SIZE_LAWS = ("lognormal", "gaussian", "bimodal")
@@ -229,7 +229,22 @@ def validate_material(m: MaterialConfig, key: str = "material") -> MaterialConfi
     _positive(f"{key}.pixel_size_nm", m.pixel_size_nm)
     if m.image_size < 16:
         raise ConfigError(f"{key}.image_size", f"expected >= 16 px, got {m.image_size}")
+    _check_param_domains(m, key)
     return m
+
+
+def _check_param_domains(m: MaterialConfig, key: str) -> None:
+    """Every configured range inside its parameter's physical domain (negative blur or noise,
+    fractions above 1, ... are refused here, not written to the metadata of an export). Unknown
+    names are left to :func:`~diffrendergan.rendering.renderer.param_space_for`, which lists the
+    valid ones."""
+    from diffrendergan.noise.detector import DETECTOR_DOMAINS
+    from diffrendergan.shading import get_shader
+
+    domains = {**get_shader(m.shader).domains, **DETECTOR_DOMAINS}
+    for name, r in m.params.items():
+        if name in domains:
+            check_domain(f"{key}.params.{name}", r, domains[name])
 
 
 def material_from_dict(raw: Mapping[str, Any], key: str = "material") -> MaterialConfig:

@@ -6,6 +6,7 @@ import functools
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -88,3 +89,44 @@ def checkpoint_path(value: object) -> Path | None:
     if value is None or str(value).strip().lower() in ("", "none", "null"):
         return None
     return Path(str(value)).expanduser()
+
+
+def writable_folder(key: str, value: object) -> Path:
+    """The output folder of ``key``, created now and checked writable (a file in its place, a
+    read-only or impossible location is one line naming the key before any work starts)."""
+    path = Path(str(value)).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ConfigError(key, f"{path} is a file; expected a folder to write into (new or existing)")
+    parent = next((p for p in (path, *path.parents) if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise ConfigError(key, f"cannot create {path}: {parent} is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-test.", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(key, f"cannot write to {path} ({reason}); expected a writable folder") from None
+    return path
+
+
+OUTPUT_OVERRIDES = ("hydra.run.dir", "hydra.sweep.dir")
+
+
+def check_output_overrides(argv: list[str]) -> None:
+    """Check ``hydra.run.dir=`` / ``hydra.sweep.dir=`` command-line overrides before Hydra creates
+    them (Hydra's own failure is a traceback): one ``error:`` line and exit status 2."""
+    given: dict[str, str] = {}
+    for arg in argv:
+        key, sep, value = arg.lstrip("+").partition("=")
+        if sep and key in OUTPUT_OVERRIDES and "${" not in value:
+            given[key] = value  # the last one wins, as in Hydra
+    multirun = "-m" in argv or "--multirun" in argv
+    given.pop("hydra.run.dir" if multirun else "hydra.sweep.dir", None)  # the one Hydra will not use
+    try:
+        for key, value in given.items():
+            writable_folder(key, value)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

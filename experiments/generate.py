@@ -5,7 +5,7 @@ python -m experiments.generate +material=tio2 checkpoint=<gan.ckpt|none> n_image
 
 from __future__ import annotations
 
-from pathlib import Path
+import sys
 
 import hydra
 from omegaconf import DictConfig
@@ -13,45 +13,75 @@ from omegaconf import DictConfig
 from diffrendergan.config import renderer_from_dict
 from diffrendergan.export.writer import export_dataset
 from diffrendergan.models.generator import Generator
+from diffrendergan.schemas import check_generate
 from diffrendergan.training.load import load_generator
 from diffrendergan.utils.device import resolve_device
-from experiments._common import one_line_errors, require_material
+from diffrendergan.utils.io import file_sha256
+from experiments._common import (
+    check_output_overrides,
+    checkpoint_path,
+    one_line_errors,
+    require_material,
+    writable_folder,
+)
 
 
-def checkpoint_path(value: object) -> Path | None:
-    """``none``/``null``/empty mean no checkpoint."""
-    if value is None or str(value).strip().lower() in ("", "none", "null"):
-        return None
-    return Path(str(value))
+def _override_key(override: str) -> str:
+    return override.lstrip("~+").partition("=")[0]
 
 
-def build_generator(cfg: DictConfig) -> tuple[Generator, bool]:
-    """(generator, baseline): the checkpoint's generator, or a fresh one rendering uniform params."""
+def checkpoint_fixed_overrides(overrides: list[str]) -> list[str]:
+    """Command-line keys a checkpoint overrules: the material and renderer are the ones it was
+    trained with (``+material=<name>`` itself only names which one is expected)."""
+    keys = [_override_key(o) for o in overrides]
+    return [k for k in keys if k.startswith(("material.", "renderer.")) or k == "renderer"]
+
+
+def _task_overrides() -> list[str]:
+    from hydra.core.hydra_config import HydraConfig
+
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def build_generator(cfg: DictConfig) -> tuple[Generator, bool, str | None]:
+    """(generator, baseline, checkpoint sha256): the checkpoint's generator, or a fresh one
+    rendering uniform params."""
     from omegaconf import OmegaConf
 
     ckpt = checkpoint_path(cfg.checkpoint)
     if ckpt is None:
         material = require_material(cfg)
-        renderer = renderer_from_dict(OmegaConf.to_container(cfg.renderer, resolve=True))
-        return Generator(material, renderer), True
+        renderer = renderer_from_dict(OmegaConf.to_container(cfg.renderer, resolve=True))  # type: ignore[arg-type]
+        return Generator(material, renderer), True, None
     name = str(cfg.material.name) if cfg.get("material") is not None else None
     forced = cfg.get("baseline")
-    return load_generator(ckpt, name), bool(forced) if forced is not None else False
+    gen = load_generator(ckpt, name)  # a missing, empty or foreign file is a one-line DataError
+    ignored = checkpoint_fixed_overrides(_task_overrides())
+    if ignored:  # the trained generator renders its own material and renderer: say so, once
+        print(
+            f"warning: ignored with checkpoint={ckpt}: {', '.join(ignored)} (the checkpoint fixes the "
+            "material and renderer it was trained with; use checkpoint=none to change them)",
+            file=sys.stderr,
+        )
+    return gen, bool(forced) if forced is not None else False, file_sha256(ckpt)
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="generate")
 @one_line_errors
 def main(cfg: DictConfig) -> dict:
-    gen, baseline = build_generator(cfg)
-    gen = gen.to(resolve_device(cfg.get("device", "auto")))
+    opts = check_generate(cfg)  # types and ranges, before anything is loaded or written
+    out_dir = writable_folder("out_dir", opts.out_dir)
+    gen, baseline, ckpt_sha = build_generator(cfg)
+    gen = gen.to(resolve_device(opts.device))
     res = export_dataset(
         gen,
-        Path(str(cfg.out_dir)),
-        int(cfg.n_images),
-        seed=int(cfg.seed),
-        batch_size=int(cfg.batch_size),
+        out_dir,
+        opts.n_images,
+        seed=opts.seed,
+        batch_size=opts.batch_size,
         baseline=baseline,
-        progress=bool(cfg.progress),
+        progress=opts.progress,
+        checkpoint_sha256=ckpt_sha,
     )
     kind = "no-GAN baseline (uniform params)" if baseline else "trained generator"
     print(
@@ -62,4 +92,5 @@ def main(cfg: DictConfig) -> dict:
 
 
 if __name__ == "__main__":
+    check_output_overrides(sys.argv[1:])
     main()

@@ -12,38 +12,33 @@ import sys
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig, MissingMandatoryValue
+from omegaconf import DictConfig
 
 from diffrendergan.data.patches import MANIFEST_NAME, PATCH_SUBDIR, prepare_patches
 from diffrendergan.errors import ConfigError, DataError
-
-
-def _required(cfg: DictConfig, key: str) -> str:
-    """The value of ``data.<key>``; a ConfigError naming the key when it is missing."""
-    try:
-        value = cfg.data[key]
-    except MissingMandatoryValue as exc:
-        raise ConfigError(f"data.{key}", f"is required (e.g. data.{key}=path/to/folder)") from exc
-    if value in (None, ""):
-        raise ConfigError(f"data.{key}", f"is required (e.g. data.{key}=path/to/folder)")
-    return str(value)
+from diffrendergan.schemas import check_prepare_data
+from experiments._common import check_output_overrides, required, writable_folder
 
 
 def run(cfg: DictConfig) -> Path:
     """Prepare patches as configured; returns the output folder."""
-    raw_dir = Path(_required(cfg, "raw_dir"))
-    out_dir = Path(_required(cfg, "out_dir"))
-    d = cfg.data
+    raw_dir = required(cfg, "data.raw_dir")
+    required(cfg, "data.out_dir")
+    d = check_prepare_data(cfg.data)  # types and ranges, before any file is read
+    if not raw_dir.is_dir():
+        what = "is a file" if raw_dir.exists() else "does not exist"
+        raise ConfigError("data.raw_dir", f"{raw_dir} {what}; expected a folder of micrographs")
+    out_dir = writable_folder("data.out_dir", d.out_dir)
     patches = prepare_patches(
         raw_dir,
         out_dir,
-        size=int(d.patch_size),
-        stride=int(d.stride),
+        size=d.patch_size,
+        stride=d.stride,
         pixel_size_nm=d.pixel_size_nm,
         target_pixel_size_nm=d.target_pixel_size_nm,
         crop_bottom_px=d.crop_bottom_px,
-        page=int(d.page),
-        strict=bool(d.strict),
+        page=d.page,
+        strict=d.strict,
     )
     sources = len({p.source for p in patches})
     print(f"{len(patches)} patches from {sources} image(s) -> {out_dir / PATCH_SUBDIR}")
@@ -61,4 +56,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    check_output_overrides(sys.argv[1:])
     main()

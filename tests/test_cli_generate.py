@@ -3,29 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from cli import run_cli
 from PIL import Image
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def run_cli(module: str, *overrides: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "WANDB_MODE": "disabled",
-        "NO_ALBUMENTATIONS_UPDATE": "1",
-        "HYDRA_FULL_ERROR": "0",
-        "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
-    }
-    cmd = [sys.executable, "-m", module, *overrides, f"hydra.run.dir={cwd / 'hydra'}"]
-    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
 
 
 def test_generate_baseline_cli(tmp_path: Path) -> None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -224,6 +226,11 @@ def prepare_patches(
     both are given. With ``strict=False`` unreadable or too-small files are skipped with a
     warning naming them; otherwise they raise.
 
+    The patches are cut into a temporary folder inside ``out_dir`` and moved into ``patches/``
+    only once every image is done, so a failed run (a bad file in strict mode, no particles, an
+    interrupt) leaves no partial patch set; an earlier set's manifest is removed before the new
+    files move in and the new manifest is written last ("prepared" = manifest present).
+
     Raises:
         DataError: bad folder/file (strict), or no patch with particles at all.
     """
@@ -232,6 +239,11 @@ def prepare_patches(
     for key, val in sizes.items():
         if val is not None and val <= 0:
             raise ConfigError(key, f"must be positive, got {val}")
+    if crop_bottom_px is not None and int(crop_bottom_px) < 0:
+        raise ConfigError(
+            "data.crop_bottom_px", f"expected >= 0 rows (or null = detect), got {crop_bottom_px}"
+        )
+    tile(np.zeros((size, size)), size, stride)  # patch size / stride checks before any file is read
     scale = 1.0
     if pixel_size_nm is not None and target_pixel_size_nm is not None:
         scale = float(pixel_size_nm) / float(target_pixel_size_nm)
@@ -240,23 +252,34 @@ def prepare_patches(
 
     files = list_images(raw_dir)
     patch_dir = out_dir / PATCH_SUBDIR
-    patch_dir.mkdir(parents=True, exist_ok=True)
-    patches: list[Patch] = []
-    skipped = 0
-    for path in tqdm(files, desc="patches", unit="img", leave=False):
-        try:
-            patches += _patches_of_image(path, patch_dir, size, stride, scale, patch_px, crop_bottom_px, page)
-        except DataError as exc:
-            if strict:
-                raise
-            skipped += 1
-            log.warning("skipping %s: %s", path.name, exc)
-    if not patches:
-        raise DataError(
-            raw_dir,
-            f"no patches with particles from {len(files)} file(s) ({skipped} skipped); "
-            "check the images, patch size and data-bar crop",
-        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{PATCH_SUBDIR}.", dir=out_dir))
+    try:
+        patches: list[Patch] = []
+        skipped = 0
+        for path in tqdm(files, desc="patches", unit="img", leave=False, disable=None):  # no bar off a TTY
+            try:
+                patches += _patches_of_image(
+                    path, staging, size, stride, scale, patch_px, crop_bottom_px, page
+                )
+            except DataError as exc:
+                if strict:
+                    raise
+                skipped += 1
+                log.warning("skipping %s: %s", path.name, exc)
+        if not patches:
+            raise DataError(
+                raw_dir,
+                f"no patches with particles from {len(files)} file(s) ({skipped} skipped); "
+                "check the images, patch size and data-bar crop",
+            )
+        (out_dir / MANIFEST_NAME).unlink(missing_ok=True)  # the old set is incomplete from here on
+        patch_dir.mkdir(exist_ok=True)
+        for p in patches:
+            assert p.file is not None
+            os.replace(staging / Path(p.file).name, out_dir / p.file)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     write_manifest(patches, out_dir / MANIFEST_NAME)
     current = {Path(p.file).name for p in patches if p.file}
     stale = [p for p in patch_dir.glob("*.png") if p.name not in current]

@@ -7,6 +7,7 @@ that a 16-bit TIFF from one instrument and a JPEG export from another end up com
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +18,7 @@ from PIL import Image, UnidentifiedImageError
 
 from diffrendergan.errors import DataError
 
+log = logging.getLogger(__name__)
 SUPPORTED_EXTENSIONS: tuple[str, ...] = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
 NORMALIZE_MODES: tuple[str, ...] = ("percentile", "full", "none")
 
@@ -90,8 +92,37 @@ def _tiff_page_gray(page: tifffile.TiffPage, path: Path) -> tuple[np.ndarray, tu
     return arr, rng
 
 
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@contextmanager
+def _tifffile_messages(path: Path) -> Iterator[None]:
+    """Keep tifffile's own log lines (``<TiffTag.fromfile> raised ...``) off the console: a file
+    that fails to decode is reported by the DataError naming it; one that decodes despite
+    damaged tags gets one warning of ours naming the file."""
+    logger = logging.getLogger("tifffile")
+    handler, propagate = _Collect(), logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    ok = False
+    try:
+        yield
+        ok = True
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+        if ok and handler.messages:
+            log.warning("%s: damaged TIFF, read anyway (%s)", path, handler.messages[0][:160])
+
+
 def _read_tiff(path: Path, page: int | None) -> list[tuple[np.ndarray, tuple | None]]:
-    with tifffile.TiffFile(path) as tif:
+    with _tifffile_messages(path), tifffile.TiffFile(path) as tif:
         pages = list(tif.pages)
         if not pages:
             raise DataError(path, "TIFF has no pages")
@@ -264,7 +295,7 @@ def read_mask(path: str | Path) -> np.ndarray:
     _check_extension(path)
     with _decoding(path, "mask"):
         if path.suffix.lower() in _TIFF_EXT:
-            with tifffile.TiffFile(path) as tif:
+            with _tifffile_messages(path), tifffile.TiffFile(path) as tif:
                 if not tif.pages:
                     raise DataError(path, "TIFF has no pages")
                 arr = tif.pages[0].asarray()

@@ -18,15 +18,17 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from diffrendergan.segmentation.checkpoint import load_segmenter
+from diffrendergan.segmentation.module import SegModule
 from diffrendergan.segmentation.recipe import SegmenterConfig
-from diffrendergan.tasks.segment import ImageSet, TrainOptions, classical_baseline, run_segmentation
+from diffrendergan.segmentation.train import accelerator, train_segmenter
+from diffrendergan.tasks.segment import ImageSet, TrainOptions, classical_baseline, score, segmenter_predictor
 from diffrendergan.utils.io import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -61,66 +63,94 @@ def _signature(**parts: Any) -> str:
     return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _cached_or_run(out: Path, signature: str, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """metrics.json of a finished identical run, or ``run()`` (whose output gets the signature)."""
+def _cached(out: Path, signature: str) -> dict[str, Any] | None:
+    """metrics.json of a finished run with this signature, if there is one."""
     path = out / "metrics.json"
-    if path.is_file():
-        try:
-            old = json.loads(path.read_text())
-            if old.get("signature") == signature:
-                return old
-        except (OSError, ValueError):
-            pass
-    metrics = {**run(), "signature": signature}
-    atomic_write_json(path, metrics)
-    return metrics
+    try:
+        old = json.loads(path.read_text()) if path.is_file() else None
+    except (OSError, ValueError):
+        return None
+    return old if old is not None and old.get("signature") == signature else None
 
 
 def _per_image(metrics: dict[str, Any]) -> dict[str, dict[str, float]]:
     return {r["stem"]: {k: float(r[k]) for k in METRICS} for r in metrics["per_image"]}
 
 
+def _segmenter(
+    recipe: SegmenterConfig, train: ImageSet, options: TrainOptions, root: Path
+) -> tuple[SegModule, dict]:
+    """The segmenter these training settings produce: trained once into
+    ``root/_segmenters/<signature>/`` and reused by every row that only decodes differently."""
+    sig = _signature(
+        recipe=recipe.training_dict(), train=str(train), seed=options.seed, init=str(options.init_from)
+    )
+    folder = root / "_segmenters" / sig
+    ckpt, info_path = folder / "segmenter.ckpt", folder / "train.json"
+    if ckpt.is_file() and info_path.is_file():
+        module = load_segmenter(ckpt, "cuda" if accelerator(recipe) == "gpu" else "cpu")
+        info = json.loads(info_path.read_text())
+    else:
+        module, info = train_segmenter(recipe, train.load(recipe.normalize), folder, options.seed, None,
+                                       options.init_from)  # fmt: skip
+        info["train_dir"] = str(train.folder)
+        atomic_write_json(info_path, info)
+    module.recipe = module.recipe.decoding_of(recipe)
+    return module, info
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What every run of one comparison shares: the test set, its stems, where trained
+    segmenters are kept, and the pixel size for sizes."""
+
+    test: ImageSet
+    stems: tuple[str, ...]
+    root: Path
+    pixel_size_nm: float | None
+
+
 def _train_and_score(
-    recipe: SegmenterConfig,
-    train: ImageSet,
-    test: ImageSet,
-    out: Path,
-    options: TrainOptions,
-    px: float | None,
+    ctx: _Context, recipe: SegmenterConfig, train: ImageSet, test: ImageSet, out: Path, options: TrainOptions
 ) -> dict[str, dict[str, float]]:
-    """Per-image scores of one trained segmenter (reused when an identical run finished)."""
+    """Per-image scores of one trained segmenter on ``test`` (reused when an identical run
+    finished; the network is reused when only the decoding differs)."""
     sig = _signature(recipe=recipe.resolved().as_dict(), train=str(train), test=str(test), seed=options.seed,
                      init=str(options.init_from))  # fmt: skip
-    return _per_image(
-        _cached_or_run(out, sig, lambda: run_segmentation(recipe, train, test, out, options, px))
-    )
+    if (done := _cached(out, sig)) is not None:
+        return _per_image(done)
+    samples = test.load(recipe.normalize)
+    module, info = _segmenter(recipe, train, options, ctx.root)
+    extra = {"recipe": recipe.resolved().as_dict(), "seed": options.seed, "train": info, "signature": sig}
+    return _per_image(score(samples, segmenter_predictor(module), out, ctx.pixel_size_nm, extra))
 
 
-def _run_cv(
-    row: Row, test: ImageSet, out: Path, stems: list[str], options: TrainOptions, px: float | None
-) -> dict:
-    """Leave-one-image-out over ``stems``: train on the others, score on the one left out."""
+def _run_cv(ctx: _Context, row: Row, out: Path, options: TrainOptions) -> dict[str, dict[str, float]]:
+    """Leave-one-image-out over the test images: train on the others, score the one left out."""
     assert row.recipe is not None
     scores: dict[str, dict[str, float]] = {}
-    for stem in stems:
-        train = replace(test, stems=tuple(s for s in stems if s != stem))
-        held = replace(test, stems=(stem,))
-        scores.update(_train_and_score(row.recipe, train, held, out / f"fold_{stem}", options, px))
+    for stem in ctx.stems:
+        train = replace(ctx.test, stems=tuple(s for s in ctx.stems if s != stem))
+        held = replace(ctx.test, stems=(stem,))
+        scores.update(_train_and_score(ctx, row.recipe, train, held, out / f"fold_{stem}", options))
     return scores
 
 
-def _run_row(
-    row: Row, test: ImageSet, out: Path, stems: list[str], options: TrainOptions, px: float | None
-) -> dict:
+def _run_row(ctx: _Context, row: Row, out: Path, options: TrainOptions) -> dict[str, dict[str, float]]:
     if row.kind == "classical":
-        return _per_image(classical_baseline(test, out.parent, px))
+        return _per_image(classical_baseline(ctx.test, out.parent, ctx.pixel_size_nm))
     if row.kind == "train":
         assert row.recipe is not None and row.train_dir is not None
-        train = ImageSet(row.train_dir, crop_bottom_px=test.crop_bottom_px)
-        return _train_and_score(row.recipe, train, test, out, options, px)
+        train = ImageSet(row.train_dir, crop_bottom_px=ctx.test.crop_bottom_px)
+        return _train_and_score(ctx, row.recipe, train, ctx.test, out, options)
     if row.kind in ("cv", "finetune"):
-        return _run_cv(row, test, out, stems, options, px)
+        return _run_cv(ctx, row, out, options)
     raise ValueError(f"unknown row kind {row.kind!r}; expected one of {ROW_KINDS}")
+
+
+def _checkpoint_of(run_dir: Path) -> Path:
+    """The segmenter a finished ``train`` row's run used (its metrics.json records it)."""
+    return Path(json.loads((run_dir / "metrics.json").read_text())["train"]["checkpoint"])
 
 
 def run_rows(
@@ -134,18 +164,15 @@ def run_rows(
     in sorted stem order and metrics in :data:`METRICS` order. A ``finetune`` row starts from its
     ``pretrain`` row's segmenter of the same seed (that row must come earlier)."""
     out = Path(out_dir)
-    stems = sorted(s.stem for s in test.load("percentile"))
+    ctx = _Context(test, tuple(sorted(s.stem for s in test.load("percentile"))), out, pixel_size_nm)
     result: dict[str, np.ndarray] = {}
     for row in rows:
         per_seed = []
         for seed in seeds:
-            init = (
-                out / str(row.pretrain) / f"seed{seed}" / "segmenter.ckpt" if row.kind == "finetune" else None
-            )
-            scores = _run_row(
-                row, test, out / row.name / f"seed{seed}", stems, TrainOptions(seed, init), pixel_size_nm
-            )
-            per_seed.append([[scores[s][m] for m in METRICS] for s in stems])
+            init = _checkpoint_of(out / str(row.pretrain) / f"seed{seed}") if row.kind == "finetune" else None
+            options = TrainOptions(seed, init)
+            scores = _run_row(ctx, row, out / row.name / f"seed{seed}", options)
+            per_seed.append([[scores[s][m] for m in METRICS] for s in ctx.stems])
             if row.kind == "classical":  # deterministic: one run stands for every seed
                 per_seed = per_seed * len(seeds)
                 break

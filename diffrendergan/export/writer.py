@@ -6,6 +6,7 @@ Layout::
     out_dir/masks/<id>.png        3-class target, uint8 in {0 background, 1 particle, 2 boundary}
     out_dir/instances/<id>.png    16-bit instance ids (0 = background)
     out_dir/metadata.jsonl        one JSON line per image: id, seed, layout, params, baseline
+    out_dir/fingerprint.json      what determines the images (see :func:`export_fingerprint`)
 
 Determinism: image ``i`` uses layout seed ``seed * 1_000_003 + i`` (or a replacement seed from a
 fixed per-image sequence when the layout leaves too little background), its shot/read noise comes
@@ -15,16 +16,23 @@ size or on where an interrupted run stopped.
 
 Crash safety: every file goes through a temp name + ``os.replace``; the metadata line of an image
 is appended (flush + fsync) only after its three files exist, so "done" = files + line.
+
+Resuming: ``fingerprint.json`` is written (atomically) before the first image. A later export into
+the same folder must have the same fingerprint, or it is refused with one line saying which
+parts differ, so that one folder never mixes two generators, materials or seeds; nor may it ask
+for fewer images than the folder already holds.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import re
 import time
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +46,7 @@ from diffrendergan.models.generator import Generator
 from diffrendergan.noise.detector import add_noise, optics
 from diffrendergan.rendering.masks import background_fraction
 from diffrendergan.scene.layout import Layout
-from diffrendergan.utils.io import atomic_write
+from diffrendergan.utils.io import atomic_write, atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +56,8 @@ MAX_TRIES = 64  # layouts tried per image before giving up
 PARAM_SALT = 0x5EED_0F_BA5E  # baseline parameters use an RNG stream independent of the noise
 SUBDIRS = ("images", "masks", "instances")
 METADATA = "metadata.jsonl"
+FINGERPRINT = "fingerprint.json"
+EXPORT_FORMAT = 1  # bump when the same fingerprint would no longer give the same bytes
 _TEMP = re.compile(r"^\..+\.png$")
 
 
@@ -66,6 +76,123 @@ def candidate_seeds(seed: int, i: int) -> Iterator[int]:
 
 def _files(out: Path, ident: str) -> list[Path]:
     return [out / sub / f"{ident}.png" for sub in SUBDIRS]
+
+
+# -------------------------------------------------------------------------------- fingerprint
+def weights_sha256(module: torch.nn.Module) -> str:
+    """sha256 of a module's state (names, shapes, dtypes and values), device independent."""
+    h = hashlib.sha256()
+    for name, t in module.state_dict().items():
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def _material_part(material: Any) -> dict[str, Any]:
+    d = asdict(material)
+    d.pop("params")  # the whole parameter space is its own part (configured ranges + defaults)
+    return d
+
+
+def export_fingerprint(
+    generator: Generator, seed: int, baseline: bool, checkpoint_sha256: str | None = None
+) -> dict[str, Any]:
+    """Everything that determines an export's images, as plain JSON.
+
+    material (shader, shape, laws, field), scene law (when layouts follow a learned one), the full
+    parameter space (configured ranges and the shader's defaults), the renderer settings, the
+    checkpoint file's sha256 (``"none"`` without one), the parameter network's weights (only when
+    they are used, i.e. not in baseline mode), the baseline flag, the export seed and
+    :data:`EXPORT_FORMAT`.
+    """
+    scene = generator.layout_material
+    fp = {
+        "format": EXPORT_FORMAT,
+        "material": _material_part(generator.material),
+        "scene_law": None if scene is generator.material else _material_part(scene),
+        "param_ranges": {n: asdict(r) for n, r in generator.space.ranges.items()},
+        "renderer": asdict(generator.renderer.cfg),
+        "checkpoint": checkpoint_sha256 or "none",
+        "weights": None if baseline else weights_sha256(generator.net),
+        "baseline": bool(baseline),
+        "seed": int(seed),
+    }
+    return json.loads(json.dumps(fp, sort_keys=True))  # tuples -> lists, as read back from disk
+
+
+_PARTS = {
+    "format": "export format",
+    "material": "material",
+    "scene_law": "scene law",
+    "param_ranges": "parameter ranges",
+    "renderer": "renderer settings",
+    "checkpoint": "checkpoint",
+    "weights": "generator weights",
+    "baseline": "baseline flag",
+    "seed": "export seed",
+}
+
+
+def _show(v: Any) -> str:
+    if isinstance(v, str) and len(v) == 64 and all(c in "0123456789abcdef" for c in v):
+        return f"sha256 {v[:12]}"  # a hash: its start is enough to tell two apart
+    return json.dumps(v) if not isinstance(v, str) else v
+
+
+def _first_difference(a: Any, b: Any, path: str = "") -> str:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b)):
+            if a.get(k) != b.get(k):
+                return _first_difference(a.get(k), b.get(k), f"{path}.{k}" if path else k)
+    return f"{path + ': ' if path else ''}{_show(a)} vs {_show(b)}"
+
+
+def fingerprint_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """'material (sio2 vs tio2)', 'export seed (0 vs 5)', ...: the parts that differ, old vs new."""
+    out = []
+    for key in sorted(set(old) | set(new), key=lambda k: list(_PARTS).index(k) if k in _PARTS else 99):
+        a, b = old.get(key), new.get(key)
+        if a == b:
+            continue
+        if (
+            key == "material"
+            and isinstance(a, dict)
+            and isinstance(b, dict)
+            and a.get("name") != b.get("name")
+        ):
+            detail = f"{a.get('name')} vs {b.get('name')}"
+        else:
+            detail = _first_difference(a, b)
+        out.append(f"{_PARTS.get(key, key)} ({detail})")
+    return out
+
+
+def _has_records(meta_path: Path) -> bool:
+    """Whether metadata.jsonl holds at least one complete line (an image of some export)."""
+    return meta_path.is_file() and b"\n" in meta_path.read_bytes()
+
+
+def _check_fingerprint(out: Path, fingerprint: dict[str, Any]) -> None:
+    """Refuse a folder that holds images of another export (before touching anything in it)."""
+    fp_path = out / FINGERPRINT
+    if not _has_records(out / METADATA):
+        return  # nothing of another export to mix with: the fingerprint is (re)written
+    if not fp_path.is_file():
+        raise ConfigError(
+            "out_dir",
+            f"{out} holds an export without {FINGERPRINT} (from an older version, or not an export); "
+            "use a new out_dir",
+        )
+    try:
+        old = json.loads(fp_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError("out_dir", f"{fp_path} is unreadable ({exc}); use a new out_dir") from None
+    diff = fingerprint_differences(old, fingerprint)
+    if diff:
+        raise ConfigError(
+            "out_dir", f"{out} holds an export with a different {', '.join(diff)}; use a new out_dir"
+        )
 
 
 # ----------------------------------------------------------------------------------- metadata
@@ -226,6 +353,7 @@ def export_dataset(
     batch_size: int = 8,
     baseline: bool = False,
     progress: bool = True,
+    checkpoint_sha256: str | None = None,
 ) -> dict[str, Any]:
     """Write ``n_images`` annotated renders to ``out_dir`` (see the module docstring).
 
@@ -235,14 +363,21 @@ def export_dataset(
         seed: export seed; image i uses layout seed ``seed * 1_000_003 + i`` (or a replacement).
         batch_size: layouts per shading pass (does not change the output).
         progress: show a tqdm bar.
+        checkpoint_sha256: sha256 of the checkpoint file the generator came from
+            (:func:`diffrendergan.utils.io.file_sha256`), recorded in the fingerprint; None =
+            ``"none"`` (the generator's weights are fingerprinted either way).
     Returns:
         {n_written, n_skipped, images_per_s, out_dir}.
+    Raises:
+        ConfigError: ``out_dir`` holds another export, or more than ``n_images`` images.
     """
-    if n_images < 0:
-        raise ConfigError("n_images", f"must be >= 0, got {n_images}")
+    if n_images < 1:
+        raise ConfigError("n_images", f"expected an integer >= 1, got {n_images}")
     if batch_size < 1:
         raise ConfigError("batch_size", f"must be >= 1, got {batch_size}")
     out = Path(out_dir)
+    fingerprint = export_fingerprint(generator, seed, baseline, checkpoint_sha256)
+    _check_fingerprint(out, fingerprint)
     for sub in SUBDIRS:
         (out / sub).mkdir(parents=True, exist_ok=True)
     _clean_temp_files(out)
@@ -250,6 +385,17 @@ def export_dataset(
     records = _read_metadata(meta_path)
     for rec in records.values():
         _check_record(rec, seed, baseline, out)
+    beyond = sorted(i for i in records if i >= n_images)
+    if beyond:
+        raise ConfigError(
+            "n_images",
+            f"{n_images} requested but {out} already holds {len(records)} images of this export "
+            f"(ids up to {image_id(beyond[-1])}); pass n_images={beyond[-1] + 1} or more to resume or "
+            "extend it, or use a new out_dir",
+        )
+    fp_path = out / FINGERPRINT
+    if not records or not fp_path.is_file():
+        atomic_write_json(fp_path, fingerprint)
     done = {i for i in range(n_images) if i in records and all(p.exists() for p in _files(out, image_id(i)))}
     stale = [i for i in records if i < n_images and i not in done]
     for i in stale:  # a line whose files were lost: redo the image, drop the line

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from diffrendergan.params.space import Domain
 from diffrendergan.shading.base import Params, per_image
 
 DETECTOR_RANGES = {
@@ -18,6 +19,16 @@ DETECTOR_RANGES = {
     "offset": (-0.05, 0.1),
     "shot_noise": (0.0, 0.15),
     "read_noise": (0.0, 0.08),
+}
+
+# Blur and noise levels are standard deviations, the gain a factor: non-negative. Images live in
+# [0, 1], so an offset beyond +-1 leaves nothing but a clamped, constant image.
+DETECTOR_DOMAINS = {
+    "blur_px": Domain(0.0, meaning="probe blur sigma, px"),
+    "gain": Domain(0.0, meaning="detector gain"),
+    "offset": Domain(-1.0, 1.0, meaning="detector offset, image units"),
+    "shot_noise": Domain(0.0, meaning="shot-noise level"),
+    "read_noise": Domain(0.0, meaning="read-noise sigma"),
 }
 
 

@@ -29,6 +29,45 @@ class ParamRange:
         return 0.5 * (self.low + self.high) if self.value is None else float(self.value)
 
 
+@dataclass(frozen=True)
+class Domain:
+    """Physically meaningful values of a parameter: ``low <= x <= high`` (``low < x`` when
+    ``open_low``); ``None`` = unbounded. A configured range must lie inside it."""
+
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False
+    meaning: str = ""
+
+    def contains(self, x: float) -> bool:
+        if self.low is not None and (x < self.low or (self.open_low and x == self.low)):
+            return False
+        return self.high is None or x <= self.high
+
+    def __str__(self) -> str:
+        if self.low is not None and self.high is not None:
+            return f"{'(' if self.open_low else '['}{self.low:g}, {self.high:g}]"
+        if self.low is not None:
+            return f"{'>' if self.open_low else '>='} {self.low:g}"
+        return "any value" if self.high is None else f"<= {self.high:g}"
+
+
+NON_NEGATIVE = Domain(0.0)
+POSITIVE = Domain(0.0, open_low=True)
+FRACTION = Domain(0.0, 1.0)
+
+
+def check_domain(key: str, r: ParamRange, domain: Domain) -> None:
+    """A :class:`ConfigError` naming ``key`` when the range (or fixed value) leaves ``domain``."""
+    values = [r.low, r.high] + ([] if r.value is None else [r.value])
+    if all(domain.contains(v) for v in values):
+        return
+    what = f" of the {domain.meaning}" if domain.meaning else ""
+    shown = f"{{low: {r.low:g}, high: {r.high:g}" + ("}" if r.value is None else f", value: {r.value:g}}}")
+    bound = f"in {domain}" if domain.low is not None and domain.high is not None else str(domain)
+    raise ConfigError(key, f"got {shown}; expected low and high {bound} (the physical domain{what})")
+
+
 class ParamSpace:
     """Ordered parameters; maps unit vectors (B, K_learned) to named physical tensors (B,)."""
 

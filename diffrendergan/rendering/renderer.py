@@ -9,8 +9,8 @@ import torch
 
 from diffrendergan.config import MaterialConfig, RendererConfig
 from diffrendergan.errors import ConfigError
-from diffrendergan.noise.detector import DETECTOR_RANGES, add_noise, optics
-from diffrendergan.params.space import ParamRange, ParamSpace
+from diffrendergan.noise.detector import DETECTOR_DOMAINS, DETECTOR_RANGES, add_noise, optics
+from diffrendergan.params.space import ParamRange, ParamSpace, check_domain
 from diffrendergan.rendering.gbuffer import GBuffer, build_gbuffer
 from diffrendergan.rendering.masks import classes_from_rendered
 from diffrendergan.rendering.rasterize import rasterize_full, rasterize_windowed
@@ -32,6 +32,10 @@ def param_space_for(material: MaterialConfig) -> ParamSpace:
                 f"expected one of {sorted(defaults)}",
             )
     ranges = {n: material.params.get(n, ParamRange(lo, hi)) for n, (lo, hi) in defaults.items()}
+    domains = {**shader.domains, **DETECTOR_DOMAINS}
+    for name, r in ranges.items():
+        if name in domains:
+            check_domain(f"material.params.{name}", r, domains[name])
     return ParamSpace(ranges)
 
 

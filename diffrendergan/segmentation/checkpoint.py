@@ -14,7 +14,8 @@ def load_segmenter(path: str | Path, device: str | torch.device = "cpu") -> SegM
     """The module of a ``segmenter.ckpt`` in eval mode on ``device``; a file that is not a
     segmenter checkpoint is a one-line DataError."""
     ckpt = read_checkpoint(path, "segmenter")
-    module = SegModule(ckpt["hyper_parameters"]["recipe"])
+    hp = ckpt["hyper_parameters"]
+    module = SegModule(hp["recipe"], hp.get("train_pixel_size_nm"))
     module.load_state_dict(ckpt["state_dict"])
     return module.to(device).eval()
 

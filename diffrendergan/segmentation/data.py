@@ -12,6 +12,7 @@ removed, the instance map and the 3-class ``line`` map that scoring uses as grou
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from torch.utils.data import Dataset
 from diffrendergan.data.databar import detect_data_bar
 from diffrendergan.data.datasets import SyntheticFolderDataset
 from diffrendergan.data.labeled import LabeledPair, find_labeled_pairs, mask_to_instances, read_pair
+from diffrendergan.data.pixel_size import pixel_size_from_metadata
 from diffrendergan.data.readers import normalize_image, read_mask, read_micrograph
 from diffrendergan.errors import DataError
 from diffrendergan.rendering.masks import classes_from_annotation
@@ -45,6 +47,7 @@ class Sample:
         full: (H, W) float32 in [0, 1], the whole file as stored (for overlays).
         bar_rows: rows cropped from the bottom (H - h).
         rendered: a synthetic render (its mask's line is occlusion-aware, instances touch).
+        pixel_size_nm: nm per pixel (export: the material's; real: the file's metadata), or None.
     """
 
     stem: str
@@ -55,6 +58,7 @@ class Sample:
     full: np.ndarray
     bar_rows: int
     rendered: bool
+    pixel_size_nm: float | None = None
 
 
 def is_synthetic_folder(folder: str | Path) -> bool:
@@ -69,7 +73,17 @@ def folder_pairs(folder: str | Path) -> list[LabeledPair]:
     return find_labeled_pairs(folder)
 
 
-def _synthetic_sample(pair: LabeledPair, normalize: str) -> Sample:
+def export_pixel_size(folder: str | Path) -> float | None:
+    """nm/px of a synthetic export, from the material recorded in its ``fingerprint.json``."""
+    path = Path(folder) / "fingerprint.json"
+    try:
+        value = json.loads(path.read_text())["material"]["pixel_size_nm"]
+        return float(value) if value else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _synthetic_sample(pair: LabeledPair, normalize: str, pixel_size_nm: float | None) -> Sample:
     full = read_micrograph(pair.image_path, normalize="full")
     classes = read_mask(pair.mask_path).astype(np.uint8)
     if classes.shape != full.shape or classes.max(initial=0) > 2:
@@ -87,21 +101,30 @@ def _synthetic_sample(pair: LabeledPair, normalize: str) -> Sample:
     )
 
 
-def _real_sample(pair: LabeledPair, normalize: str, crop_bottom_px: int | None) -> Sample:
-    full, mask = read_pair(pair)
+def micrograph_input(full: np.ndarray, normalize: str, crop_bottom_px: int | None, path: Path) -> np.ndarray:
+    """A real micrograph as the segmenter sees it: data bar removed (detected, or
+    ``crop_bottom_px`` rows), percentile-stretched unless ``normalize == "raw"``.
+    full: (H, W) float in [0, 1] as stored -> (h, W) float32."""
     n = detect_data_bar(full) if crop_bottom_px is None else int(crop_bottom_px)
     if not 0 <= n < full.shape[0]:
-        raise DataError(pair.image_path, f"cannot crop {n} rows from height {full.shape[0]}")
+        raise DataError(path, f"cannot crop {n} rows from height {full.shape[0]}")
     h = full.shape[0] - n
     image = full[:h] if normalize == "raw" else normalize_image(full[:h], "percentile")
+    return image.astype(np.float32)
+
+
+def _real_sample(pair: LabeledPair, normalize: str, crop_bottom_px: int | None) -> Sample:
+    full, mask = read_pair(pair)
+    image = micrograph_input(full, normalize, crop_bottom_px, pair.image_path)
+    h = image.shape[0]
     try:
         instances = mask_to_instances(mask[:h]).astype(np.int32)
     except ValueError as exc:
         raise DataError(pair.mask_path, str(exc)) from exc
     classes = classes_from_annotation(torch.from_numpy(instances.astype(np.int64))[None])[0].numpy()
-    return Sample(
-        pair.image_path.stem, pair.image_path, image.astype(np.float32), instances, classes, full, n, False
-    )
+    pixel = pixel_size_from_metadata(pair.image_path).nm
+    bar = full.shape[0] - h
+    return Sample(pair.image_path.stem, pair.image_path, image, instances, classes, full, bar, False, pixel)
 
 
 def load_samples(
@@ -122,7 +145,8 @@ def load_samples(
         wanted = set(stems)
         pairs = [p for p in pairs if p.image_path.stem in wanted]
     if synthetic:
-        return [_synthetic_sample(p, normalize) for p in pairs]
+        pixel = export_pixel_size(folder)
+        return [_synthetic_sample(p, normalize, pixel) for p in pairs]
     return [_real_sample(p, normalize, crop_bottom_px) for p in pairs]
 
 

@@ -42,12 +42,15 @@ class SegModule(pl.LightningModule):
 
     Args:
         recipe: the resolved :class:`SegmenterConfig` as a dict (every schedule key set).
+        train_pixel_size_nm: nm per pixel of the training images (None = unknown): new
+            micrographs are resampled to it before inference.
     """
 
-    def __init__(self, recipe: dict[str, Any]):
+    def __init__(self, recipe: dict[str, Any], train_pixel_size_nm: float | None = None):
         super().__init__()
         self.save_hyperparameters()
         self.recipe: SegmenterConfig = segmenter_from_dict(recipe)
+        self.train_pixel_size_nm = train_pixel_size_nm
         r = self.recipe
         try:
             self.net = smp.create_model(

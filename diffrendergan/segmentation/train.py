@@ -56,6 +56,15 @@ def _val_loader(samples: list[Sample] | None) -> DataLoader | None:
     return DataLoader(items, batch_size=1, shuffle=False)
 
 
+def common_pixel_size(samples: list[Sample]) -> float | None:
+    """The pixel size all samples share (nm), or None when any is unknown or they differ > 1 %."""
+    sizes = [s.pixel_size_nm for s in samples]
+    if not sizes or any(p is None for p in sizes):
+        return None
+    lo, hi = min(sizes), max(sizes)  # type: ignore[type-var]
+    return float(sum(sizes) / len(sizes)) if hi <= lo * 1.01 else None  # type: ignore[arg-type]
+
+
 def accelerator(recipe: SegmenterConfig) -> str:
     if recipe.accelerator == "auto":
         return "gpu" if torch.cuda.is_available() else "cpu"
@@ -73,13 +82,15 @@ def train_segmenter(
 ) -> tuple[SegModule, dict[str, Any]]:
     """Train on ``train`` for ``recipe.steps`` steps; save ``out_dir/segmenter.ckpt`` (atomic).
 
+    The checkpoint records the training images' pixel size (their common value; None when
+    unknown or mixed), the scale new micrographs are resampled to before inference.
     Returns the trained module (on the training device, in eval mode) and a summary dict.
     """
     recipe = recipe.resolved()
     out = Path(out_dir)
     pl.seed_everything(seed, workers=True, verbose=False)
     loader = _loader(train, recipe, seed)
-    module = SegModule(recipe.as_dict())
+    module = SegModule(recipe.as_dict(), common_pixel_size(train))
     if init_from is not None:
         module.net.load_state_dict(load_segmenter_state(init_from))
     trainer = pl.Trainer(
@@ -109,6 +120,7 @@ def train_segmenter(
         "train_time_s": round(seconds, 2),
         "seconds_per_step": round(seconds / max(recipe.steps, 1), 4),
         "init_from": None if init_from is None else str(init_from),
+        "train_pixel_size_nm": module.train_pixel_size_nm,
         "checkpoint": str(out / "segmenter.ckpt"),
     }
     if (dice := trainer.callback_metrics.get("val/dice")) is not None:

@@ -8,11 +8,12 @@ parameter; geometry enters only through the (cached, constant) G-buffer.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from diffrendergan.errors import ConfigError
+from diffrendergan.params.space import Domain
 from diffrendergan.rendering.gbuffer import GBuffer
 
 Params = Mapping[str, torch.Tensor]
@@ -20,12 +21,14 @@ Params = Mapping[str, torch.Tensor]
 
 @dataclass(frozen=True)
 class Shader:
-    """name; fn(gbuffer, params) -> (B, 1, H, W); default [low, high] range per parameter."""
+    """name; fn(gbuffer, params) -> (B, 1, H, W); default [low, high] range per parameter and the
+    physical domain each parameter's configured range must stay in (what the formula allows)."""
 
     name: str
     fn: Callable[[GBuffer, Params], torch.Tensor]
     ranges: Mapping[str, tuple[float, float]]
     needs_thickness: bool = False
+    domains: Mapping[str, Domain] = field(default_factory=dict)
 
     def __call__(self, gb: GBuffer, params: Params) -> torch.Tensor:
         missing = [k for k in self.ranges if k not in params]

@@ -8,6 +8,7 @@ import math
 
 import torch
 
+from diffrendergan.params.space import Domain
 from diffrendergan.rendering.gbuffer import GBuffer
 from diffrendergan.shading.base import Params, Shader, per_image
 
@@ -42,4 +43,12 @@ PRINCIPLED_RANGES = {
     "shininess": (2.0, 60.0),
 }
 
-PRINCIPLED = Shader("principled", blinn_phong, PRINCIPLED_RANGES)
+PRINCIPLED_DOMAINS = {
+    "particle_albedo": Domain(0.0, 1.0, meaning="particle reflectance"),
+    "substrate_albedo": Domain(0.0, 1.0, meaning="substrate reflectance"),
+    "ambient": Domain(0.0, 1.0, meaning="ambient fraction of the light"),
+    "specular": Domain(0.0, meaning="specular weight"),
+    "shininess": Domain(0.0, meaning="Blinn-Phong exponent"),
+}
+
+PRINCIPLED = Shader("principled", blinn_phong, PRINCIPLED_RANGES, domains=PRINCIPLED_DOMAINS)

@@ -19,6 +19,7 @@ import math
 
 import torch
 
+from diffrendergan.params.space import Domain
 from diffrendergan.rendering.gbuffer import GBuffer
 from diffrendergan.shading.base import Params, Shader, per_image
 
@@ -60,5 +61,20 @@ HIM_RANGES = {
     "shadow_strength": (0.0, 0.2),
 }
 
-SEM = Shader("sem", secondary_electron, SEM_RANGES)
-HIM = Shader("him", secondary_electron, HIM_RANGES)
+# What the formula allows: yields, gains and the secant exponent are non-negative; the decay
+# length divides; asymmetry, shadow and texture are fractions of the signal (1 + a * facing with
+# facing in [-1, 1], 1 - s * (...), 1 + t * texture with unit-std texture): above 1 the signal
+# turns negative.
+SE_DOMAINS = {
+    "particle_yield": Domain(0.0, meaning="SE yield of the particles"),
+    "substrate_yield": Domain(0.0, meaning="SE yield of the substrate"),
+    "tilt_exponent": Domain(0.0, meaning="exponent of the secant tilt law"),
+    "edge_gain": Domain(0.0, meaning="edge brightening"),
+    "edge_length_nm": Domain(0.0, open_low=True, meaning="edge decay length, nm"),
+    "detector_asymmetry": Domain(0.0, 1.0, meaning="detector asymmetry, a fraction of the signal"),
+    "shadow_strength": Domain(0.0, 1.0, meaning="shadow strength, a fraction of the signal"),
+    "substrate_texture": Domain(0.0, 1.0, meaning="substrate texture amplitude, relative to its yield"),
+}
+
+SEM = Shader("sem", secondary_electron, SEM_RANGES, domains=SE_DOMAINS)
+HIM = Shader("him", secondary_electron, HIM_RANGES, domains=SE_DOMAINS)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from diffrendergan.params.space import Domain
 from diffrendergan.rendering.gbuffer import GBuffer
 from diffrendergan.shading.base import Params, Shader, per_image
 
@@ -22,4 +23,10 @@ def haadf(gb: GBuffer, p: Params) -> torch.Tensor:
 
 STEM_RANGES = {"background": (0.0, 0.2), "contrast": (0.2, 1.0), "mean_free_path_nm": (20.0, 500.0)}
 
-STEM_HAADF = Shader("stem_haadf", haadf, STEM_RANGES, needs_thickness=True)
+STEM_DOMAINS = {
+    "background": Domain(0.0, meaning="background intensity"),
+    "contrast": Domain(0.0, meaning="mass-thickness contrast"),
+    "mean_free_path_nm": Domain(0.0, open_low=True, meaning="mean free path, nm"),
+}
+
+STEM_HAADF = Shader("stem_haadf", haadf, STEM_RANGES, needs_thickness=True, domains=STEM_DOMAINS)

@@ -30,27 +30,58 @@ def image_folder(folder: str | Path) -> Path:
     return folder
 
 
-def load_images(folder: str | Path, crop_bar: bool, crop_bottom_px: int | None) -> list[np.ndarray]:
-    """(H, W) float32 images in [0, 1], data bar removed when ``crop_bar``."""
+MIN_PATCH = 16  # px: the smallest patch the multi-scale SWD compares
+
+
+def load_named_images(
+    folder: str | Path, crop_bar: bool, crop_bottom_px: int | None
+) -> list[tuple[Path, np.ndarray]]:
+    """(file, (H, W) float32 image in [0, 1]) per image, data bar removed when ``crop_bar``."""
     out = []
     for f in list_images(image_folder(folder)):
         img = read_micrograph(f, normalize="full")
-        out.append(np.asarray(crop_data_bar(img, crop_bottom_px) if crop_bar else img))
+        if crop_bar:
+            try:
+                img = crop_data_bar(img, crop_bottom_px)
+            except DataError as exc:
+                raise DataError(f, str(exc).split(": ", 1)[-1]) from None
+        out.append((f, np.asarray(img)))
     return out
 
 
-def to_patches(images: list[np.ndarray], size: int, max_patches: int | None) -> torch.Tensor:
-    """Non-overlapping ``size`` tiles of every image -> (N, 1, size, size)."""
+def load_images(folder: str | Path, crop_bar: bool, crop_bottom_px: int | None) -> list[np.ndarray]:
+    """(H, W) float32 images in [0, 1], data bar removed when ``crop_bar``."""
+    return [img for _, img in load_named_images(folder, crop_bar, crop_bottom_px)]
+
+
+def _shape(img: np.ndarray) -> str:
+    return f"{img.shape[0]}x{img.shape[1]} px"
+
+
+def to_patches(
+    images: list[np.ndarray] | list[tuple[Path, np.ndarray]],
+    size: int,
+    max_patches: int | None,
+    folder: str | Path = "<images>",
+) -> torch.Tensor:
+    """Non-overlapping ``size`` tiles of every image -> (N, 1, size, size). Images smaller than
+    ``size`` give none; when no image gives one, the DataError names ``folder`` and its largest
+    image."""
+    named = [x if isinstance(x, tuple) else (Path("<image>"), x) for x in images]
     tiles = [
         img[y : y + size, x : x + size]
-        for img in images
+        for _, img in named
         for y in range(0, img.shape[0] - size + 1, size)
         for x in range(0, img.shape[1] - size + 1, size)
     ]
     if max_patches is not None:
         tiles = tiles[:max_patches]
     if not tiles:
-        raise DataError("<images>", f"no image is at least {size}x{size} px")
+        largest = ""
+        if named:
+            name, img = max(named, key=lambda n: min(n[1].shape))
+            largest = f" (largest: {name.name}, {_shape(img)})"
+        raise DataError(folder, f"no image is at least {size}x{size} px{largest}; lower patch_size")
     return torch.from_numpy(np.stack(tiles)).float()[:, None]
 
 
@@ -68,13 +99,30 @@ def realism_from_folders(
     ``patch_size`` None = the smallest image side (capped at 256). ``crop_bottom_px`` applies to
     the real images (None = detect the data bar). Writes ``out_path`` (JSON) when given.
     """
-    real = load_images(real_dir, crop_bar=True, crop_bottom_px=crop_bottom_px)
-    fake = load_images(fake_dir, crop_bar=False, crop_bottom_px=None)
-    side = min(min(i.shape) for i in real + fake)
-    size = min(side, 256) if patch_size is None else int(patch_size)
-    if size < 16:
-        raise ConfigError("patch_size", f"must be >= 16 px, got {size}")
-    r, f = to_patches(real, size, max_patches), to_patches(fake, size, max_patches)
+    if patch_size is not None and int(patch_size) < MIN_PATCH:
+        raise ConfigError("patch_size", f"expected >= {MIN_PATCH} px (or null), got {patch_size}")
+    if max_patches is not None and int(max_patches) < 1:
+        raise ConfigError(
+            "max_patches", f"expected an integer >= 1 (or null = all patches), got {max_patches}"
+        )
+    if crop_bottom_px is not None and int(crop_bottom_px) < 0:
+        raise ConfigError("crop_bottom_px", f"expected >= 0 rows (or null = detect), got {crop_bottom_px}")
+    real = load_named_images(real_dir, crop_bar=True, crop_bottom_px=crop_bottom_px)
+    fake = load_named_images(fake_dir, crop_bar=False, crop_bottom_px=None)
+    if patch_size is None:  # the smallest image decides: name it when it is too small
+        path, img = min(real + fake, key=lambda n: min(n[1].shape))
+        if min(img.shape) < MIN_PATCH:
+            cropped = " after cropping the data bar" if any(p == path for p, _ in real) else ""
+            raise DataError(
+                path,
+                f"image is {_shape(img)}{cropped}, smaller than the {MIN_PATCH}x{MIN_PATCH} px the "
+                "realism metric needs; remove it, or set patch_size to skip smaller images",
+            )
+        size = min(min(img.shape), 256)
+    else:
+        size = int(patch_size)
+    r = to_patches(real, size, max_patches, image_folder(real_dir))
+    f = to_patches(fake, size, max_patches, image_folder(fake_dir))
     report = realism_report(r, f, seed=seed)
     result = {
         "swd": float(report["swd"]),

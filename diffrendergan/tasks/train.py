@@ -23,7 +23,8 @@ from diffrendergan.config import MaterialConfig
 from diffrendergan.data.datasets import RealPatchDataModule
 from diffrendergan.data.demo import ensure_demo
 from diffrendergan.data.patches import prepare_patches
-from diffrendergan.errors import ConfigError
+from diffrendergan.data.readers import list_images
+from diffrendergan.errors import ConfigError, DataError
 from diffrendergan.evaluation.particle_sizes import labeled_diameters, law_diameters, size_stats
 from diffrendergan.models.topography import law_summary
 from diffrendergan.scene.laws import size_law_moments
@@ -35,6 +36,7 @@ from diffrendergan.training.callbacks import (
     SizeLawCallback,
 )
 from diffrendergan.training.gan_module import GANModule
+from diffrendergan.utils.checkpoints import read_checkpoint
 from diffrendergan.utils.device import accelerator_uses_cuda
 from diffrendergan.utils.io import atomic_write_json, atomic_write_text
 
@@ -52,15 +54,47 @@ def _cache_key(*parts: Any) -> str:
     return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
+def input_files_key(folder: Path) -> list[tuple[str, int, int]]:
+    """(name, size, mtime_ns) of every image in ``folder``: part of the patch cache key, so an
+    added, removed, replaced or rewritten file gives a new cache entry instead of stale patches."""
+    out = []
+    for p in list_images(folder):
+        st = p.stat()
+        out.append((p.name, st.st_size, st.st_mtime_ns))
+    return out
+
+
+def check_labeled_dir(value: object) -> Path | None:
+    """``data.labeled_dir``: None, or an existing folder with images/ and masks/ (checked before
+    any training, not when the evaluation starts after it)."""
+    if value in (None, ""):
+        return None
+    path = Path(str(value)).expanduser()
+    if not path.is_dir():
+        raise ConfigError("data.labeled_dir", f"not a folder: {path}")
+    missing = [sub for sub in ("images", "masks") if not (path / sub).is_dir()]
+    if missing:
+        raise DataError(
+            path,
+            f"no {' or '.join(s + '/' for s in missing)} subfolder; data.labeled_dir expects annotated "
+            "micrographs in images/ and their masks in masks/",
+        )
+    return path
+
+
 def prepare_real_data(data: DictConfig, material: MaterialConfig, cache_dir: Path) -> RealData:
     """Resolve the GAN's real patches: prepared patches as given, raw micrographs patched into the
-    cache, or the simulated demo set when ``data.real_dir`` is null."""
+    cache, or the simulated demo set when ``data.real_dir`` is null.
+
+    The cache entry of raw micrographs is keyed on the folder, every file's name, size and
+    mtime, and the patching settings."""
     target = data.target_pixel_size_nm or material.pixel_size_nm
     size, stride = int(data.patch_size), int(data.stride)
     if size != material.image_size:
         raise ConfigError(
             "data.patch_size", f"must equal material.image_size ({material.image_size}), got {size}"
         )
+    labeled_given = check_labeled_dir(data.labeled_dir)
     if data.real_dir is None:
         demo = ensure_demo(
             material, cache_dir, n_unlabeled=int(data.demo_images), size=2 * material.image_size
@@ -76,11 +110,20 @@ def prepare_real_data(data: DictConfig, material: MaterialConfig, cache_dir: Pat
         if not raw.is_dir():
             raise ConfigError("data.real_dir", f"not a folder: {raw}")
         if (raw / "manifest.jsonl").exists():
-            labeled = Path(str(data.labeled_dir)) if data.labeled_dir else None
-            return RealData(raw, labeled, None)
-        pixel, truth = data.pixel_size_nm, None
-        labeled = Path(str(data.labeled_dir)).expanduser() if data.labeled_dir else None
-    key = _cache_key(str(raw.resolve()), size, stride, pixel, target, data.crop_bottom_px, data.page)
+            return RealData(raw, labeled_given, None)
+        pixel, truth, labeled = data.pixel_size_nm, None, labeled_given
+    files = input_files_key(raw)
+    key = _cache_key(
+        str(raw.resolve()),
+        files,
+        size,
+        stride,
+        pixel,
+        target,
+        data.crop_bottom_px,
+        data.page,
+        bool(data.strict),
+    )
     out = cache_dir / "patches" / f"{material.name}-{key}"
     if not (out / "manifest.jsonl").exists():
         prepare_patches(
@@ -177,7 +220,13 @@ def _param_stats(module: GANModule) -> dict[str, dict[str, float]]:
 
 def train_gan(cfg: DictConfig, material: MaterialConfig, out_dir: Path) -> dict:
     """Run the whole main job; returns (and writes) the summary."""
+    from diffrendergan.schemas import check_run
+
     t0 = time.time()
+    check_run(cfg)  # data, model, trainer, export: types and ranges before any data or training
+    last = out_dir / "checkpoints" / "last.ckpt"
+    if bool(cfg.resume) and last.exists():
+        read_checkpoint(last, "gan")  # a corrupt or foreign last.ckpt: one line now, not mid-fit
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     if int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0:
         atomic_write_text(out_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
@@ -221,7 +270,6 @@ def train_gan(cfg: DictConfig, material: MaterialConfig, out_dir: Path) -> dict:
     loggers = build_loggers(cfg, out_dir, f"{material.name}-{out_dir.name}")
     trainer = build_trainer(cfg, out_dir, callbacks, loggers)
 
-    last = ckpt_dir / "last.ckpt"
     resume = bool(cfg.resume) and last.exists()
     if bool(cfg.resume) and not last.exists():
         log.warning("resume=true but %s does not exist: starting from scratch", last)

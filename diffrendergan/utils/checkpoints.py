@@ -30,7 +30,9 @@ def read_checkpoint(path: str | Path, kind: str) -> dict[str, Any]:
     if not path.is_file():
         raise DataError(path, f"file not found; expected {what}")
     if path.stat().st_size == 0:
-        raise DataError(path, f"empty file; expected {what}")
+        raise DataError(path, f"not a diffrendergan checkpoint (empty file); expected {what}")
+    if not zipfile.is_zipfile(path):  # torch.save writes zip archives; the rest is garbage to us
+        raise DataError(path, f"not a diffrendergan checkpoint (not a PyTorch zip archive); expected {what}")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, OSError, ValueError) as exc:

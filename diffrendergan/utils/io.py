@@ -5,6 +5,7 @@ A run killed at any moment leaves either the old file or the new one, never half
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -50,3 +51,12 @@ def _jsonable(o: Any) -> Any:
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    """sha256 hex digest of a file's content (read in chunks)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()

@@ -91,7 +91,7 @@ def test_run_segmentation_on_export(export_dir: Path, tmp_path: Path) -> None:
         assert 0.0 <= saved[k] <= 1.0, k
         assert saved[k] == m[k]
     assert len(saved["per_image"]) == 2 and saved["train"]["steps"] == 3
-    assert saved["recipe"]["target"] == "contour" and saved["decoder"] == "core_watershed"
+    assert saved["recipe"]["target"] == "bordercore" and saved["decoder"] == "core_watershed"
     assert "val_dice" in saved["train"]
     for stem in ("img0", "img1"):
         pred = Image.open(out / "predictions" / f"{stem}.png")

@@ -50,7 +50,7 @@ def test_deterministic_and_batch_size_independent(gen: Generator, tmp_path: Path
     export_dataset(gen, tmp_path / "bs4", 6, seed=3, batch_size=4, progress=False)
     export_dataset(gen, tmp_path / "again", 6, seed=3, batch_size=4, progress=False)
     a, b, c = (snapshot(tmp_path / d) for d in ("bs1", "bs4", "again"))
-    assert len(a) == 6 * 3 + 1
+    assert len(a) == 6 * 3 + 2  # + metadata.jsonl, fingerprint.json
     assert a == b == c
     assert r1["n_written"] == 6 and r1["n_skipped"] == 0 and r1["images_per_s"] > 0
     meta = read_meta(tmp_path / "bs1")

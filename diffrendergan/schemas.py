@@ -1,0 +1,330 @@
+"""Typed schemas of the entry points' config groups, checked once before any work starts.
+
+Hydra composes untyped values, so ``data.stride=abc`` or ``trainer.max_epochs=lots`` used to
+surface as a traceback deep inside the run (after the data were prepared, or after Lightning's
+first validation pass). Each ``check_*`` function here types the keys an entry point reads
+(through :func:`diffrendergan.config.typed_config`) and checks their ranges, raising one
+:class:`ConfigError` naming the dotted key and what was expected. The composed config itself is
+left as it is: the schemas validate, they do not rewrite what the library receives.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from diffrendergan.config import typed_config
+from diffrendergan.errors import ConfigError
+
+# ------------------------------------------------------------------------------ the schemas
+
+
+@dataclass
+class DataSchema:
+    """``configs/data/default.yaml`` (experiments.run)."""
+
+    real_dir: str | None = None
+    labeled_dir: str | None = None
+    pixel_size_nm: float | None = None
+    target_pixel_size_nm: float | None = None
+    crop_bottom_px: int | None = None
+    patch_size: int = 256
+    stride: int = 256
+    page: int = 0
+    strict: bool = True
+    batch_size: int = 1
+    num_workers: int = 0
+    augment: bool = True
+    brightness_contrast: float = 0.0
+    val_fraction: float = 0.2
+    demo_images: int = 8
+
+
+@dataclass
+class PrepareDataSchema:
+    """The ``data`` node of ``configs/prepare.yaml`` (experiments.prepare)."""
+
+    raw_dir: str | None = None
+    out_dir: str | None = None
+    patch_size: int = 256
+    stride: int = 256
+    pixel_size_nm: float | None = None
+    target_pixel_size_nm: float | None = None
+    crop_bottom_px: int | None = None
+    page: int = 0
+    strict: bool = True
+
+
+@dataclass
+class ModelSchema:
+    """``configs/model/gan.yaml``."""
+
+    param_net: str = "mlp"
+    hidden: int = 128
+    layers: int = 4
+    dropout: float = 0.2
+    max_particles: int | None = None
+    loss: str = "lsgan"
+    lr_g: float = 2e-4
+    lr_d: float = 1e-4
+    betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
+    d_base_filters: int = 64
+    d_layers: int = 3
+    layout_pool: int = 64
+    n_eval: int = 16
+    learn_topography: bool = False
+    learn_count: bool = False
+    lr_topo: float = 1e-2
+    topo_init: dict[str, Any] | None = None
+    topo_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    topo_warmup_epochs: int = 0
+    topo_centre_noise: bool = True
+    topo_average_from: float = 0.5
+    topo_report_images: int = 32
+
+
+@dataclass
+class TrainerSchema:
+    """The Lightning Trainer keys of ``configs/trainer/*.yaml`` that take numbers or flags. The
+    trainer group may carry any other Trainer argument (``+trainer.precision=bf16``): only these
+    are typed here."""
+
+    max_epochs: int | None = None
+    limit_train_batches: int | float | None = None
+    limit_val_batches: int | float | None = None
+    check_val_every_n_epoch: int | None = None
+    log_every_n_steps: int | None = None
+    num_sanity_val_steps: int | None = None
+    enable_progress_bar: bool | None = None
+
+
+@dataclass
+class ExportSchema:
+    """The ``export`` node of ``configs/run.yaml``."""
+
+    enabled: bool = True
+    n_images: int = 32
+    batch_size: int = 8
+
+
+@dataclass
+class RunSchema:
+    """Top-level keys of ``configs/run.yaml``."""
+
+    seed: int = 0
+    resume: bool = False
+
+
+@dataclass
+class GenerateSchema:
+    """Top-level keys of ``configs/generate.yaml``."""
+
+    checkpoint: str | None = None
+    n_images: int = 1000
+    seed: int = 0
+    batch_size: int = 8
+    device: str = "auto"
+    baseline: bool | None = None
+    progress: bool = True
+    out_dir: str | None = None
+
+
+@dataclass
+class RealismSchema:
+    """Top-level keys of ``configs/realism.yaml``."""
+
+    real_dir: str | None = None
+    fake_dir: str | None = None
+    patch_size: int | None = None
+    crop_bottom_px: int | None = None
+    max_patches: int | None = None
+    seed: int = 0
+    out_dir: str | None = None
+
+
+# ---------------------------------------------------------------------------- typing helper
+
+_ARTICLE = {"Integer": "an integer", "Float": "a number", "Boolean": "true/false", "String": "a string"}
+_ARTICLE.update({"int": "an integer", "float": "a number", "bool": "true/false", "str": "a string"})
+_CONVERT = re.compile(r"^Value '(?P<v>.*)' of type '\w+' could not be converted to (?P<t>\w+)")
+_BOOL = re.compile(r"^Value '(?P<v>.*)' is not a valid bool")
+_HINT = re.compile(r"^Value '(?P<v>.*)' of type '\w+' is incompatible with type hint '(?P<t>.*)'")
+_NONE = re.compile(r"^Incompatible value 'None' for field of type '(?P<t>\w+)'")
+_HINT_WORDS = {
+    "Optional[Union[int, float]]": "an integer (a number of batches) or a fraction in [0, 1], or null",
+    "Union[int, float, NoneType]": "an integer (a number of batches) or a fraction in [0, 1], or null",
+}
+
+
+def _friendly(message: str) -> str:
+    """OmegaConf's validation message -> 'expected <type>, got <value>'."""
+    if m := _CONVERT.match(message):
+        return f"expected {_ARTICLE.get(m['t'], m['t'].lower())}, got {m['v']!r}"
+    if m := _BOOL.match(message):
+        return f"expected true/false, got {m['v']!r}"
+    if m := _HINT.match(message):
+        return f"expected {_HINT_WORDS.get(m['t'], m['t'])}, got {m['v']!r}"
+    if m := _NONE.match(message):
+        return f"expected {_ARTICLE.get(m['t'], m['t'])}, got null"
+    return message
+
+
+def _plain(value: Any) -> Any:
+    """Config nodes -> resolved plain containers; anything else as it is."""
+    if OmegaConf.is_config(value):
+        return OmegaConf.to_container(value, resolve=True)
+    return dict(value) if isinstance(value, dict) else value
+
+
+def _value(node: Any, k: str) -> Any:
+    if isinstance(node, DictConfig) and OmegaConf.is_missing(node, k):
+        return "???"  # typed_config reports it as a missing mandatory value
+    return _plain(node[k])
+
+
+def typed(cls: type, node: Any, key: str, subset: bool = False) -> Any:
+    """``cls`` built from ``node`` (a config node or dict) with one friendly :class:`ConfigError`
+    for a value of the wrong type. ``subset``: only the keys ``cls`` declares are read (for nodes
+    that hold other keys as well, such as the top level of a config or the trainer group).
+    ``key`` is the node's dotted path ("" for the top level)."""
+    names = {f.name for f in fields(cls)}
+    if subset:  # read only the declared keys: the rest may not even resolve outside a Hydra run
+        raw = {k: _value(node, k) for k in names if k in node}
+    else:
+        raw = _plain(node) or {}
+        unknown = sorted(set(raw) - names)
+        if unknown:
+            where = f"{key}.{unknown[0]}" if key else str(unknown[0])
+            raise ConfigError(where, f"unknown key; expected one of {sorted(names)}")
+    try:
+        return typed_config(cls, raw, key or "_")
+    except ConfigError as exc:
+        sub = exc.key.removeprefix("_.").removeprefix("_") if not key else exc.key
+        message = str(exc).split(": ", 1)[1] if ": " in str(exc) else str(exc)
+        raise ConfigError(sub or key, _friendly(message)) from None
+
+
+# --------------------------------------------------------------------------- range checks
+
+
+def at_least(key: str, value: int | float | None, low: int | float, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if value is None or value < low:
+        extra = " (or null)" if allow_none else ""
+        raise ConfigError(key, f"expected >= {low}{extra}, got {value}")
+
+
+def positive(key: str, value: float | None, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if value is None or not value > 0:
+        raise ConfigError(key, f"expected a positive number{' (or null)' if allow_none else ''}, got {value}")
+
+
+def fraction(key: str, value: float, upper_open: bool = False) -> None:
+    if not (0.0 <= value < 1.0 if upper_open else 0.0 <= value <= 1.0):
+        raise ConfigError(key, f"expected a fraction in [0, 1{')' if upper_open else ']'}, got {value}")
+
+
+def _check_patching(d: Any, key: str) -> None:
+    """Keys shared by the data groups of run and prepare."""
+    at_least(f"{key}.patch_size", d.patch_size, 16)
+    at_least(f"{key}.stride", d.stride, 1)
+    positive(f"{key}.pixel_size_nm", d.pixel_size_nm, allow_none=True)
+    positive(f"{key}.target_pixel_size_nm", d.target_pixel_size_nm, allow_none=True)
+    at_least(f"{key}.crop_bottom_px", d.crop_bottom_px, 0, allow_none=True)
+
+
+def check_data(node: Any, key: str = "data") -> DataSchema:
+    d = typed(DataSchema, node, key)
+    _check_patching(d, key)
+    at_least(f"{key}.batch_size", d.batch_size, 1)
+    at_least(f"{key}.num_workers", d.num_workers, 0)
+    at_least(f"{key}.brightness_contrast", d.brightness_contrast, 0.0)
+    fraction(f"{key}.val_fraction", d.val_fraction, upper_open=True)
+    at_least(f"{key}.demo_images", d.demo_images, 1)
+    return d
+
+
+def check_prepare_data(node: Any, key: str = "data") -> PrepareDataSchema:
+    d = typed(PrepareDataSchema, node, key)
+    _check_patching(d, key)
+    return d
+
+
+def _betas(key: str, betas: list[float]) -> None:
+    if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+        raise ConfigError(key, f"expected two Adam betas in [0, 1), got {betas}")
+
+
+def check_model(node: Any, key: str = "model") -> ModelSchema:
+    from diffrendergan.models.gan_losses import GAN_LOSSES
+    from diffrendergan.models.param_net import PARAM_NETS
+
+    m = typed(ModelSchema, node, key)
+    if m.param_net not in PARAM_NETS:
+        raise ConfigError(f"{key}.param_net", f"expected one of {sorted(PARAM_NETS)}, got {m.param_net!r}")
+    if m.loss not in GAN_LOSSES:
+        raise ConfigError(f"{key}.loss", f"expected one of {sorted(GAN_LOSSES)}, got {m.loss!r}")
+    for name in ("hidden", "layers", "d_base_filters", "d_layers", "n_eval", "topo_report_images"):
+        at_least(f"{key}.{name}", getattr(m, name), 1)
+    at_least(f"{key}.max_particles", m.max_particles, 1, allow_none=True)
+    fraction(f"{key}.dropout", m.dropout, upper_open=True)
+    for name in ("lr_g", "lr_d", "lr_topo"):
+        positive(f"{key}.{name}", getattr(m, name))
+    _betas(f"{key}.betas", m.betas)
+    _betas(f"{key}.topo_betas", m.topo_betas)
+    at_least(f"{key}.layout_pool", m.layout_pool, -1)
+    at_least(f"{key}.topo_warmup_epochs", m.topo_warmup_epochs, 0)
+    fraction(f"{key}.topo_average_from", m.topo_average_from)
+    return m
+
+
+def _limit(key: str, value: int | float | None) -> None:
+    if value is None:
+        return
+    if isinstance(value, float) and not 0.0 <= value <= 1.0:
+        raise ConfigError(key, f"expected a fraction in [0, 1] or a whole number of batches, got {value}")
+    if isinstance(value, int) and value < 0:
+        raise ConfigError(key, f"expected >= 0 batches, got {value}")
+
+
+def check_trainer(node: Any, key: str = "trainer") -> TrainerSchema:
+    t = typed(TrainerSchema, node, key, subset=True)
+    at_least(f"{key}.max_epochs", t.max_epochs, -1, allow_none=True)
+    _limit(f"{key}.limit_train_batches", t.limit_train_batches)
+    _limit(f"{key}.limit_val_batches", t.limit_val_batches)
+    at_least(f"{key}.check_val_every_n_epoch", t.check_val_every_n_epoch, 1, allow_none=True)
+    at_least(f"{key}.log_every_n_steps", t.log_every_n_steps, 1, allow_none=True)
+    at_least(f"{key}.num_sanity_val_steps", t.num_sanity_val_steps, -1, allow_none=True)
+    return t
+
+
+def check_run(cfg: DictConfig) -> None:
+    """Every typed group of experiments.run (data, model, trainer, export, top level)."""
+    typed(RunSchema, cfg, "", subset=True)
+    check_data(cfg.data)
+    check_model(cfg.model)
+    check_trainer(cfg.trainer)
+    e = typed(ExportSchema, cfg.export, "export")
+    at_least("export.n_images", e.n_images, 1)
+    at_least("export.batch_size", e.batch_size, 1)
+
+
+def check_generate(cfg: DictConfig) -> GenerateSchema:
+    g = typed(GenerateSchema, cfg, "", subset=True)
+    at_least("n_images", g.n_images, 1)
+    at_least("batch_size", g.batch_size, 1)
+    return g
+
+
+def check_realism(cfg: DictConfig) -> RealismSchema:
+    r = typed(RealismSchema, cfg, "", subset=True)
+    at_least("patch_size", r.patch_size, 16, allow_none=True)
+    at_least("crop_bottom_px", r.crop_bottom_px, 0, allow_none=True)
+    at_least("max_patches", r.max_patches, 1, allow_none=True)
+    return r
