@@ -4,19 +4,23 @@ Turns unannotated SEM/HIM/TEM micrographs of nanoparticles into pixel-annotated 
 training data (Possart et al., npj Comput. Mater. 2025, arXiv:2502.09477).
 
 Package map (one module per concept):
-    config      typed, validated configuration dataclasses (the library's boundary)
-    geometry    particle shape families -> fixed-topology meshes
-    scene       size laws, placement, layouts
-    rendering   windowed PyTorch3D rasterization -> G-buffers, masks
-    shading     SEM / HIM / STEM-HAADF / principled shaders (differentiable in their parameters)
-    noise       detector chain: probe blur, gain/offset, shot + read noise
-    params      ParamSpace: named [low, high] ranges <-> unit vectors
-    models      parameter network, generator, discriminator, GAN losses, segmenter
-    training    Lightning modules, data modules, callbacks
-    data        micrograph readers, data-bar detection, patching, demo set
-    metrics     realism (SWD, histogram) and segmentation metrics
-    evaluation  instance splitting, tiled inference, classical baseline
-    export      atomic, resumable dataset writer
+    config        typed, validated material / renderer configuration (the library's boundary)
+    schemas       typed checks of every entry point's keys, before any work starts
+    geometry      particle shape families -> fixed-topology meshes
+    scene         size and count laws, placement, layouts
+    rendering     windowed PyTorch3D rasterization -> G-buffers (incl. detector direction), masks
+    shading       SEM / HIM / STEM-HAADF / principled shaders (differentiable in their parameters)
+    noise         detector chain: probe blur, gain/offset, shot + read noise
+    params        ParamSpace: named [low, high] ranges <-> unit vectors, physical domains
+    models        parameter network, generator (with weight EMA), discriminator, losses, topography
+    training      the GAN LightningModule, callbacks, checkpoint loading
+    data          micrograph readers, pixel size from metadata, data-bar detection, patching, demo
+    metrics       realism (SWD, histogram), particle appearance, segmentation metrics
+    segmentation  the segmenter: recipe, instance representations, data, training, checkpoints
+    evaluation    comparison protocol (seeds, paired intervals), ceilings, tiling, classical baseline
+    export        atomic, resumable, fingerprinted dataset writer
+    analysis      particle sizes and shapes in nm of new micrographs (experiments.analyze)
+    tasks         the entry points' work: train, segment, compare, realism, preview
 """
 
 __version__ = "0.1.0"

@@ -7,6 +7,7 @@ All lengths are nanometres unless a name says ``_px``.
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -331,6 +332,31 @@ __all__ = [
 ]
 
 
+_ARTICLE = {"Integer": "an integer", "Float": "a number", "Boolean": "true/false", "String": "a string"}
+_ARTICLE.update({"int": "an integer", "float": "a number", "bool": "true/false", "str": "a string"})
+_CONVERT = re.compile(r"^Value '(?P<v>.*)' of type '\w+' could not be converted to (?P<t>\w+)")
+_BOOL = re.compile(r"^Value '(?P<v>.*)' is not a valid bool")
+_HINT = re.compile(r"^Value '(?P<v>.*)' of type '\w+' is incompatible with type hint '(?P<t>.*)'")
+_NONE = re.compile(r"^Incompatible value 'None' for field of type '(?P<t>\w+)'")
+_HINT_WORDS = {
+    "Optional[Union[int, float]]": "an integer (a number of batches) or a fraction in [0, 1], or null",
+    "Union[int, float, NoneType]": "an integer (a number of batches) or a fraction in [0, 1], or null",
+}
+
+
+def _friendly(message: str) -> str:
+    """OmegaConf's validation message -> 'expected <type>, got <value>'."""
+    if m := _CONVERT.match(message):
+        return f"expected {_ARTICLE.get(m['t'], m['t'].lower())}, got {m['v']!r}"
+    if m := _BOOL.match(message):
+        return f"expected true/false, got {m['v']!r}"
+    if m := _HINT.match(message):
+        return f"expected {_HINT_WORDS.get(m['t'], m['t'])}, got {m['v']!r}"
+    if m := _NONE.match(message):
+        return f"expected {_ARTICLE.get(m['t'], m['t'])}, got null"
+    return message
+
+
 def typed_config(cls: type, raw: Any, key: str) -> Any:
     """Instance of the dataclass ``cls`` from a config node, type-checked by OmegaConf.
 
@@ -347,4 +373,4 @@ def typed_config(cls: type, raw: Any, key: str) -> Any:
     except OmegaConfBaseException as exc:
         sub = getattr(exc, "full_key", None) or getattr(exc, "key", None) or ""
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ConfigError(f"{key}.{sub}" if sub else key, first) from None
+        raise ConfigError(f"{key}.{sub}" if sub else key, _friendly(first)) from None

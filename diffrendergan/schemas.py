@@ -10,14 +10,15 @@ left as it is: the schemas validate, they do not rewrite what the library receiv
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from diffrendergan.config import typed_config
-from diffrendergan.errors import ConfigError
+from diffrendergan.errors import ConfigError, DataError
+from diffrendergan.utils.io import existing_folder, writable_folder
 
 # ------------------------------------------------------------------------------ the schemas
 
@@ -84,6 +85,9 @@ class ModelSchema:
     topo_centre_noise: bool = True
     topo_average_from: float = 0.5
     topo_report_images: int = 32
+    ema_decay: float = 0.0
+    lr_decay: str = "constant"
+    lr_end_factor: float = 0.1
 
 
 @dataclass
@@ -92,6 +96,7 @@ class TrainerSchema:
     trainer group may carry any other Trainer argument (``+trainer.precision=bf16``): only these
     are typed here."""
 
+    accelerator: str | None = None
     max_epochs: int | None = None
     limit_train_batches: int | float | None = None
     limit_val_batches: int | float | None = None
@@ -128,6 +133,7 @@ class GenerateSchema:
     batch_size: int = 8
     device: str = "auto"
     baseline: bool | None = None
+    widen: float = 0.0
     progress: bool = True
     out_dir: str | None = None
 
@@ -145,31 +151,60 @@ class RealismSchema:
     out_dir: str | None = None
 
 
+@dataclass
+class SegmentSchema:
+    """Top-level keys of ``configs/segment.yaml`` (the recipe is the ``segmenter`` group's)."""
+
+    train_dir: str | None = None
+    test_dir: str | None = None
+    val_dir: str | None = None
+    init_from: str | None = None
+    seed: int = 0
+    classical: bool = False
+    pixel_size_nm: float | None = None
+    crop_bottom_px: int | None = None
+    progress: bool = True
+    out_dir: str | None = None
+
+
+@dataclass
+class CompareSchema:
+    """Top-level keys of ``configs/compare.yaml`` that hold one value (rows, extra_rows and
+    recipes are checked by experiments.compare, the recipe by the ``segmenter`` group)."""
+
+    checkpoint: str | None = None
+    test_dir: str | None = None
+    real_train_dir: str | None = None
+    reference: str = "gan"
+    seeds: int = 3
+    n_images: int = 500
+    seed: int = 0
+    export_batch_size: int = 8
+    pixel_size_nm: float | None = None
+    crop_bottom_px: int | None = None
+    widen: list[float] = field(default_factory=list)
+    progress: bool = True
+    out_dir: str | None = None
+
+
+@dataclass
+class AnalyzeSchema:
+    """Top-level keys of ``configs/analyze.yaml`` (``segmenter=`` arrives as ``segmenter_path``)."""
+
+    segmenter_path: str | None = None
+    input_dir: str | None = None
+    labels_dir: str | None = None
+    pixel_size_nm: float | None = None
+    crop_bottom_px: int | None = None
+    include_border: bool = False
+    strict: bool = False
+    device: str = "auto"
+    n_boot: int = 2000
+    seed: int = 0
+    out_dir: str | None = None
+
+
 # ---------------------------------------------------------------------------- typing helper
-
-_ARTICLE = {"Integer": "an integer", "Float": "a number", "Boolean": "true/false", "String": "a string"}
-_ARTICLE.update({"int": "an integer", "float": "a number", "bool": "true/false", "str": "a string"})
-_CONVERT = re.compile(r"^Value '(?P<v>.*)' of type '\w+' could not be converted to (?P<t>\w+)")
-_BOOL = re.compile(r"^Value '(?P<v>.*)' is not a valid bool")
-_HINT = re.compile(r"^Value '(?P<v>.*)' of type '\w+' is incompatible with type hint '(?P<t>.*)'")
-_NONE = re.compile(r"^Incompatible value 'None' for field of type '(?P<t>\w+)'")
-_HINT_WORDS = {
-    "Optional[Union[int, float]]": "an integer (a number of batches) or a fraction in [0, 1], or null",
-    "Union[int, float, NoneType]": "an integer (a number of batches) or a fraction in [0, 1], or null",
-}
-
-
-def _friendly(message: str) -> str:
-    """OmegaConf's validation message -> 'expected <type>, got <value>'."""
-    if m := _CONVERT.match(message):
-        return f"expected {_ARTICLE.get(m['t'], m['t'].lower())}, got {m['v']!r}"
-    if m := _BOOL.match(message):
-        return f"expected true/false, got {m['v']!r}"
-    if m := _HINT.match(message):
-        return f"expected {_HINT_WORDS.get(m['t'], m['t'])}, got {m['v']!r}"
-    if m := _NONE.match(message):
-        return f"expected {_ARTICLE.get(m['t'], m['t'])}, got null"
-    return message
 
 
 def _plain(value: Any) -> Any:
@@ -204,7 +239,7 @@ def typed(cls: type, node: Any, key: str, subset: bool = False) -> Any:
     except ConfigError as exc:
         sub = exc.key.removeprefix("_.").removeprefix("_") if not key else exc.key
         message = str(exc).split(": ", 1)[1] if ": " in str(exc) else str(exc)
-        raise ConfigError(sub or key, _friendly(message)) from None
+        raise ConfigError(sub or key, message) from None
 
 
 # --------------------------------------------------------------------------- range checks
@@ -281,6 +316,11 @@ def check_model(node: Any, key: str = "model") -> ModelSchema:
     at_least(f"{key}.layout_pool", m.layout_pool, -1)
     at_least(f"{key}.topo_warmup_epochs", m.topo_warmup_epochs, 0)
     fraction(f"{key}.topo_average_from", m.topo_average_from)
+    fraction(f"{key}.ema_decay", m.ema_decay, upper_open=True)
+    if m.lr_decay not in ("constant", "linear"):
+        raise ConfigError(f"{key}.lr_decay", f"expected one of ('constant', 'linear'), got {m.lr_decay!r}")
+    if not 0.0 < m.lr_end_factor <= 1.0:
+        raise ConfigError(f"{key}.lr_end_factor", f"expected a fraction in (0, 1], got {m.lr_end_factor}")
     return m
 
 
@@ -293,8 +333,25 @@ def _limit(key: str, value: int | float | None) -> None:
         raise ConfigError(key, f"expected >= 0 batches, got {value}")
 
 
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda")
+
+
+def _accelerator(key: str, value: str | None) -> None:
+    """A Lightning accelerator this machine has: an unknown one, or the GPU without CUDA, fails
+    here in one line rather than as a traceback from the Trainer after the data were prepared."""
+    if value is None:
+        return
+    if str(value).lower() not in ACCELERATORS:
+        raise ConfigError(key, f"expected one of {ACCELERATORS}, got {value!r}")
+    import torch
+
+    if str(value).lower() in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(key, f"{value!r} asked for, but torch sees no CUDA device (use cpu or auto)")
+
+
 def check_trainer(node: Any, key: str = "trainer") -> TrainerSchema:
     t = typed(TrainerSchema, node, key, subset=True)
+    _accelerator(f"{key}.accelerator", t.accelerator)
     at_least(f"{key}.max_epochs", t.max_epochs, -1, allow_none=True)
     _limit(f"{key}.limit_train_batches", t.limit_train_batches)
     _limit(f"{key}.limit_val_batches", t.limit_val_batches)
@@ -304,19 +361,52 @@ def check_trainer(node: Any, key: str = "trainer") -> TrainerSchema:
     return t
 
 
+LOGGER_BACKENDS = ("wandb", "csv", "none")
+
+
+def check_labeled_dir(value: object) -> Path | None:
+    """``data.labeled_dir``: None, or an existing folder with images/ and masks/ (checked before
+    any training, not when the evaluation starts after it)."""
+    if value in (None, ""):
+        return None
+    path = existing_folder("data.labeled_dir", value, "a folder with images/ and masks/")
+    missing = [sub for sub in ("images", "masks") if not (path / sub).is_dir()]
+    if missing:
+        raise DataError(
+            path,
+            f"no {' or '.join(s + '/' for s in missing)} subfolder; data.labeled_dir expects annotated "
+            "micrographs in images/ and their masks in masks/",
+        )
+    return path
+
+
+def check_real_dir(value: object) -> Path:
+    """``data.real_dir``: an existing folder of micrographs or of prepared patches."""
+    return existing_folder("data.real_dir", value, "a folder of micrographs or prepared patches")
+
+
 def check_run(cfg: DictConfig) -> None:
-    """Every typed group of experiments.run (data, model, trainer, export, top level)."""
+    """Every typed group of experiments.run (data, model, trainer, export, top level) and its
+    folders: data.real_dir and data.labeled_dir exist, paths.cache_dir can be written."""
     typed(RunSchema, cfg, "", subset=True)
+    backend = OmegaConf.select(cfg, "logger.backend")
+    if backend not in LOGGER_BACKENDS:
+        raise ConfigError("logger.backend", f"expected one of {LOGGER_BACKENDS}, got {backend!r}")
     check_data(cfg.data)
     check_model(cfg.model)
     check_trainer(cfg.trainer)
     e = typed(ExportSchema, cfg.export, "export")
     at_least("export.n_images", e.n_images, 1)
     at_least("export.batch_size", e.batch_size, 1)
+    if cfg.data.real_dir not in (None, ""):
+        check_real_dir(cfg.data.real_dir)
+    check_labeled_dir(cfg.data.labeled_dir)
+    writable_folder("paths.cache_dir", cfg.paths.cache_dir)
 
 
 def check_generate(cfg: DictConfig) -> GenerateSchema:
     g = typed(GenerateSchema, cfg, "", subset=True)
+    fraction("widen", g.widen)
     at_least("n_images", g.n_images, 1)
     at_least("batch_size", g.batch_size, 1)
     return g
@@ -328,3 +418,32 @@ def check_realism(cfg: DictConfig) -> RealismSchema:
     at_least("crop_bottom_px", r.crop_bottom_px, 0, allow_none=True)
     at_least("max_patches", r.max_patches, 1, allow_none=True)
     return r
+
+
+def _check_sizes(opts: Any) -> None:
+    """pixel_size_nm and crop_bottom_px of an entry point that scores annotated images."""
+    positive("pixel_size_nm", opts.pixel_size_nm, allow_none=True)
+    at_least("crop_bottom_px", opts.crop_bottom_px, 0, allow_none=True)
+
+
+def check_segment(cfg: DictConfig) -> SegmentSchema:
+    s = typed(SegmentSchema, cfg, "", subset=True)
+    _check_sizes(s)
+    return s
+
+
+def check_compare(cfg: DictConfig) -> CompareSchema:
+    c = typed(CompareSchema, cfg, "", subset=True)
+    _check_sizes(c)
+    for name in ("seeds", "n_images", "export_batch_size"):
+        at_least(name, getattr(c, name), 1)
+    for k, w in enumerate(c.widen):
+        fraction(f"widen[{k}]", w)
+    return c
+
+
+def check_analyze(cfg: DictConfig) -> AnalyzeSchema:
+    a = typed(AnalyzeSchema, cfg, "", subset=True)
+    _check_sizes(a)
+    at_least("n_boot", a.n_boot, 0)
+    return a

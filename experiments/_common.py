@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
 import functools
 import logging
 import os
+import re
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,10 @@ from omegaconf import DictConfig, MissingMandatoryValue, OmegaConf
 
 from diffrendergan.config import MaterialConfig, material_from_dict
 from diffrendergan.errors import ConfigError, DataError
+from diffrendergan.utils.io import existing_folder, writable_folder
 
-MATERIALS_DIR = Path(__file__).resolve().parents[1] / "configs" / "material"
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+MATERIALS_DIR = CONFIG_DIR / "material"
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
@@ -66,22 +69,9 @@ def required(cfg: DictConfig, key: str) -> Path:
     return Path(str(value)).expanduser()
 
 
-def optional_folder(key: str, value: object) -> Path | None:
-    """An optional folder key: None, or an existing folder (checked now, not after training)."""
-    if value in (None, ""):
-        return None
-    path = Path(str(value)).expanduser()
-    if not path.is_dir():
-        raise ConfigError(key, f"not a folder: {path}")
-    return path
-
-
-def positive_int(cfg: DictConfig, key: str) -> int:
-    """An integer key >= 1 (``n_images=many`` or ``0`` are one-line errors)."""
-    value = OmegaConf.select(cfg, key)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(key, f"expected an integer >= 1, got {value!r}")
-    return value
+def optional_folder(key: str, value: object, expected: str = "a folder") -> Path | None:
+    """An optional folder key: None, or an existing folder."""
+    return None if value in (None, "") else existing_folder(key, value, expected)
 
 
 def checkpoint_path(value: object) -> Path | None:
@@ -89,26 +79,6 @@ def checkpoint_path(value: object) -> Path | None:
     if value is None or str(value).strip().lower() in ("", "none", "null"):
         return None
     return Path(str(value)).expanduser()
-
-
-def writable_folder(key: str, value: object) -> Path:
-    """The output folder of ``key``, created now and checked writable (a file in its place, a
-    read-only or impossible location is one line naming the key before any work starts)."""
-    path = Path(str(value)).expanduser()
-    if path.exists() and not path.is_dir():
-        raise ConfigError(key, f"{path} is a file; expected a folder to write into (new or existing)")
-    parent = next((p for p in (path, *path.parents) if p.exists()), None)
-    if parent is not None and not parent.is_dir():
-        raise ConfigError(key, f"cannot create {path}: {parent} is a file, not a folder")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".write-test.", dir=path)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise ConfigError(key, f"cannot write to {path} ({reason}); expected a writable folder") from None
-    return path
 
 
 OUTPUT_OVERRIDES = ("hydra.run.dir", "hydra.sweep.dir")
@@ -130,3 +100,109 @@ def check_output_overrides(argv: list[str]) -> None:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+
+
+# ------------------------------------------------------------------ command-line overrides
+def check_command_line(config_name: str, argv: list[str] | None = None) -> None:
+    """Before Hydra runs (call it in ``__main__``): the output-folder overrides, then every
+    override composed once, so that a misspelt key (``seg.instance_method=magic``), an unknown
+    group option (``+material=nope``) or an unparsable override is one ``error:`` line and exit
+    status 2 (Hydra reports them on several lines with status 1). Command lines with flags
+    (``--help``, ``--cfg``, ``-m`` ...) are left to Hydra."""
+    argv = sys.argv[1:] if argv is None else argv
+    check_output_overrides(argv)
+    if any(arg.startswith("-") for arg in argv):
+        return
+    message = override_error(config_name, argv)
+    if message is not None:
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def override_error(config_name: str, overrides: list[str]) -> str | None:
+    """One line saying why Hydra cannot compose ``config_name`` with ``overrides`` (None if it can)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException, MissingConfigException, OverrideParseException
+    from omegaconf.errors import OmegaConfBaseException
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR), job_name=config_name):
+            compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
+    except MissingConfigException as exc:
+        group, _, option = str(exc.missing_cfg_file).rpartition("/")
+        if group and exc.options:
+            return f"{group}: no option {option!r}; expected one of {', '.join(exc.options)}"
+        return _one_line(str(exc).split("Config search path")[0])
+    except OverrideParseException as exc:
+        detail = str(exc.message).splitlines()[1:2] or [""]
+        key = str(exc.override).lstrip("~+").partition("=")[0] or str(exc.override)
+        reason = detail[0].split(" expecting ")[0]
+        return f"{key}: cannot parse the override {exc.override!r} ({reason}); expected key=value"
+    except (HydraException, OmegaConfBaseException) as exc:
+        cause = exc.__cause__
+        if "not in struct" in str(cause):
+            return _unknown_key(config_name, str(exc), cause)
+        text = _one_line(f"{exc} {_one_line(str(cause))}" if cause is not None else str(exc))
+        quoted = re.search(r"'([^']+)'", text)  # Hydra quotes the override (or key) it refused
+        return f"{quoted[1].lstrip('~+').partition('=')[0]}: {text}" if quoted else text
+    finally:
+        GlobalHydra.instance().clear()
+    return None
+
+
+def _one_line(text: str) -> str:
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _unknown_key(config_name: str, message: str, cause: BaseException) -> str:
+    """``seg.instance_method: unknown key ('seg' is not in the compare config; did you mean
+    'segmenter'?) ...``: the override's key, the missing part and its likely intended spelling."""
+    m = re.match(r"Could not override '(?P<key>[^']+)'", message)
+    full_key = str(getattr(cause, "full_key", "") or "")
+    override = m["key"] if m else full_key
+    missing = str(getattr(cause, "key", "") or override.rpartition(".")[2])
+    parent = getattr(cause, "parent_node", None)
+    head = full_key.rpartition(".")[0]  # where the missing key was looked up ("" = the top level)
+    where = head or f"the {config_name} config"
+    if missing == "material" and not head:
+        return (
+            f"{override}: no material selected; add +material=<{'|'.join(available_materials())}> "
+            "before material.* overrides"
+        )
+    keys = [str(k) for k in parent.keys() if k != "hydra"] if isinstance(parent, DictConfig) else []
+    close = [k for k in keys if k.startswith(missing) or missing.startswith(k)]
+    close += [k for k in difflib.get_close_matches(missing, keys, n=3) if k not in close]
+    if close:
+        hint = f"; did you mean {' or '.join(repr(k) for k in close[:3])}?"
+    elif 0 < len(keys) <= 8:
+        hint = f"; expected one of {', '.join(keys)}"
+    else:
+        hint = ""
+    return (
+        f"{override}: unknown key ({missing!r} is not in {where}{hint}); check the spelling, or "
+        f"add a new key with +{override}=<value>"
+    )
+
+
+# ---------------------------------------------------------------------- trained generators
+def checkpoint_fixed_overrides(overrides: list[str]) -> list[str]:
+    """Command-line keys a checkpoint overrules: the material and renderer are the ones it was
+    trained with (``+material=<name>`` itself only names which one is expected)."""
+    keys = [o.lstrip("~+").partition("=")[0] for o in overrides]
+    return [k for k in keys if k.startswith(("material.", "renderer.")) or k == "renderer"]
+
+
+def warn_ignored_with_checkpoint(checkpoint: Path) -> None:
+    """One warning line naming the material/renderer overrides a trained generator ignores."""
+    from hydra.core.hydra_config import HydraConfig
+
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    ignored = checkpoint_fixed_overrides(overrides)
+    if ignored:
+        print(
+            f"warning: ignored with checkpoint={checkpoint}: {', '.join(ignored)} (the checkpoint fixes "
+            "the material and renderer it was trained with; use checkpoint=none to change them)",
+            file=sys.stderr,
+        )

@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 from diffrendergan.errors import ConfigError
 from diffrendergan.evaluation.ceilings import DEFAULT_CASES, ceilings_table
 from diffrendergan.segmentation.data import load_samples
-from experiments._common import one_line_errors, optional_folder
+from experiments._common import check_command_line, one_line_errors, optional_folder
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="ceilings")
@@ -32,4 +32,5 @@ def main(cfg: DictConfig) -> str:
 
 
 if __name__ == "__main__":
+    check_command_line("ceilings")
     main()

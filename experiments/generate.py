@@ -5,8 +5,6 @@ python -m experiments.generate +material=tio2 checkpoint=<gan.ckpt|none> n_image
 
 from __future__ import annotations
 
-import sys
-
 import hydra
 from omegaconf import DictConfig
 
@@ -18,29 +16,13 @@ from diffrendergan.training.load import load_generator
 from diffrendergan.utils.device import resolve_device
 from diffrendergan.utils.io import file_sha256
 from experiments._common import (
-    check_output_overrides,
+    check_command_line,
     checkpoint_path,
     one_line_errors,
     require_material,
+    warn_ignored_with_checkpoint,
     writable_folder,
 )
-
-
-def _override_key(override: str) -> str:
-    return override.lstrip("~+").partition("=")[0]
-
-
-def checkpoint_fixed_overrides(overrides: list[str]) -> list[str]:
-    """Command-line keys a checkpoint overrules: the material and renderer are the ones it was
-    trained with (``+material=<name>`` itself only names which one is expected)."""
-    keys = [_override_key(o) for o in overrides]
-    return [k for k in keys if k.startswith(("material.", "renderer.")) or k == "renderer"]
-
-
-def _task_overrides() -> list[str]:
-    from hydra.core.hydra_config import HydraConfig
-
-    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
 def build_generator(cfg: DictConfig) -> tuple[Generator, bool, str | None]:
@@ -56,13 +38,7 @@ def build_generator(cfg: DictConfig) -> tuple[Generator, bool, str | None]:
     name = str(cfg.material.name) if cfg.get("material") is not None else None
     forced = cfg.get("baseline")
     gen = load_generator(ckpt, name)  # a missing, empty or foreign file is a one-line DataError
-    ignored = checkpoint_fixed_overrides(_task_overrides())
-    if ignored:  # the trained generator renders its own material and renderer: say so, once
-        print(
-            f"warning: ignored with checkpoint={ckpt}: {', '.join(ignored)} (the checkpoint fixes the "
-            "material and renderer it was trained with; use checkpoint=none to change them)",
-            file=sys.stderr,
-        )
+    warn_ignored_with_checkpoint(ckpt)  # the trained generator renders its own material and renderer
     return gen, bool(forced) if forced is not None else False, file_sha256(ckpt)
 
 
@@ -82,8 +58,11 @@ def main(cfg: DictConfig) -> dict:
         baseline=baseline,
         progress=opts.progress,
         checkpoint_sha256=ckpt_sha,
+        widen=opts.widen,
     )
     kind = "no-GAN baseline (uniform params)" if baseline else "trained generator"
+    if opts.widen and not baseline:
+        kind += f", widened {opts.widen:g} towards the ranges"
     print(
         f"{res['n_written']} written, {res['n_skipped']} already there "
         f"({res['images_per_s']:.2f} images/s, {gen.material.name}, {kind}) -> {res['out_dir']}"
@@ -92,5 +71,5 @@ def main(cfg: DictConfig) -> dict:
 
 
 if __name__ == "__main__":
-    check_output_overrides(sys.argv[1:])
+    check_command_line("generate")
     main()

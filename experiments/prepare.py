@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from diffrendergan.data.patches import MANIFEST_NAME, PATCH_SUBDIR, prepare_patches
 from diffrendergan.errors import ConfigError, DataError
 from diffrendergan.schemas import check_prepare_data
-from experiments._common import check_output_overrides, required, writable_folder
+from experiments._common import check_command_line, existing_folder, required, writable_folder
 
 
 def run(cfg: DictConfig) -> Path:
@@ -25,9 +25,7 @@ def run(cfg: DictConfig) -> Path:
     raw_dir = required(cfg, "data.raw_dir")
     required(cfg, "data.out_dir")
     d = check_prepare_data(cfg.data)  # types and ranges, before any file is read
-    if not raw_dir.is_dir():
-        what = "is a file" if raw_dir.exists() else "does not exist"
-        raise ConfigError("data.raw_dir", f"{raw_dir} {what}; expected a folder of micrographs")
+    existing_folder("data.raw_dir", raw_dir, "a folder of micrographs")
     out_dir = writable_folder("data.out_dir", d.out_dir)
     patches = prepare_patches(
         raw_dir,
@@ -56,5 +54,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    check_output_overrides(sys.argv[1:])
+    check_command_line("prepare")
     main()

@@ -11,7 +11,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from diffrendergan.config import renderer_from_dict
-from experiments._common import one_line_errors, require_material
+from experiments._common import check_command_line, one_line_errors, require_material
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="preview")
@@ -34,4 +34,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    check_command_line("preview")
     main()

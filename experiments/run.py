@@ -13,19 +13,24 @@ import json
 import hydra
 from omegaconf import DictConfig
 
-from experiments._common import one_line_errors, output_dir, require_material
+from experiments._common import check_command_line, one_line_errors, output_dir, require_material
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="run")
 @one_line_errors
 def main(cfg: DictConfig) -> float | None:
     """Returns the best realism value (SWD), so Hydra sweepers (e.g. Optuna) can minimise it."""
+    from diffrendergan.schemas import check_run
     from diffrendergan.segmentation.recipe import segmenter_from_dict
-    from diffrendergan.tasks.train import train_gan
+    from diffrendergan.utils.checkpoints import resume_checkpoint
 
     material = require_material(cfg)
     segmenter_from_dict(cfg.segmenter)  # a bad recipe key fails now, not after the GAN run
+    check_run(cfg)  # types, ranges and folders, before Lightning is even imported
     out = output_dir()
+    resume_checkpoint(out, bool(cfg.resume))
+    from diffrendergan.tasks.train import train_gan
+
     summary = train_gan(cfg, material, out)
     if summary:
         r = summary["realism"]
@@ -54,4 +59,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    check_command_line("run")
     main()

@@ -31,3 +31,11 @@ def real_tio2() -> Path:
 def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One demo/patch cache for the whole session (demo sets are deterministic)."""
     return tmp_path_factory.mktemp("drg-cache")
+
+
+@pytest.fixture(scope="session")
+def gan_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained sio2 generator checkpoint at 64 px (see :func:`save_gan_checkpoint`)."""
+    from lightning_checkpoints import save_gan_checkpoint
+
+    return save_gan_checkpoint(tmp_path_factory.mktemp("gan") / "gan.ckpt")

@@ -51,6 +51,7 @@ def run_ok(args: list[str], out: Path, cache_dir: Path) -> dict:
     return json.loads((out / "summary.json").read_text())
 
 
+@pytest.mark.slow
 def test_smoke_run_writes_summary(tmp_path: Path, cache_dir: Path) -> None:
     out = tmp_path / "run"
     res = run_cli([*SMALL, f"hydra.run.dir={out}", f"paths.cache_dir={cache_dir}"])
@@ -71,6 +72,7 @@ def test_smoke_run_writes_summary(tmp_path: Path, cache_dir: Path) -> None:
     assert "outputs" in res.stdout and str(out) in res.stdout
 
 
+@pytest.mark.slow
 def test_topography_run_reports_learned_law_and_exports_from_it(tmp_path: Path, cache_dir: Path) -> None:
     out = tmp_path / "run"
     args = [*SMALL, "model.learn_topography=true", "model.learn_count=true", "model.topo_init={median_nm:60}"]
@@ -79,7 +81,7 @@ def test_topography_run_reports_learned_law_and_exports_from_it(tmp_path: Path, 
     assert (
         set(topo["learned"]) == set(topo["truth"]) >= {"mean_size_nm", "sigma", "median_nm", "expected_count"}
     )
-    assert 40.0 < topo["learned"]["median_nm"] < 80.0  # started at 60; the demo's truth is sio2.yaml's
+    assert topo["learned"]["median_nm"] != pytest.approx(60.0, abs=1e-3)  # it started at 60 and learned
     projected = topo["projected_diameter_nm"]
     assert set(projected) == {"learned", "truth", "labeled"}
     assert all(projected[k]["n"] > 0 and projected[k]["median_nm"] > 0 for k in projected)
@@ -121,6 +123,7 @@ def test_missing_data_dir_names_the_key(tmp_path: Path) -> None:
     assert "data.real_dir" in res.stderr and "Traceback" not in res.stderr
 
 
+@pytest.mark.slow
 def test_resume_continues_from_last_checkpoint(tmp_path: Path, cache_dir: Path) -> None:
     out = tmp_path / "run"
     common = [
@@ -195,7 +198,8 @@ def test_gpu_run_learns_topography_exports_and_evaluates(tmp_path: Path, cache_d
     assert summary["steps"] == 8 and summary["realism"]["end"] > 0
     assert summary["topography"]["learned"]["median_nm"] > 0
     assert summary["export"]["n_written"] == 8
-    assert 0.0 <= summary["evaluation"]["dsc"] <= 1.0
+    metrics = json.loads(Path(summary["evaluation"]["metrics"]).read_text())
+    assert summary["evaluation"]["dsc"] == metrics["dsc"] and metrics["n_images"] > 0
 
 
 @pytest.mark.gpu
@@ -204,5 +208,6 @@ def test_ddp_strategy_on_one_gpu(tmp_path: Path, cache_dir: Path) -> None:
     """The multi-GPU configuration (NCCL process group, DDP wrappers) on the one GPU there is."""
     args = [*SMALL, "trainer=ddp", "trainer.devices=1", "export.enabled=false"]
     summary = run_ok(args, tmp_path / "ddp_gpu", cache_dir)
-    assert summary["hardware"] == {"accelerator": "cuda", "world_size": 1, "gpu": summary["hardware"]["gpu"]}
-    assert summary["hardware"]["gpu"] and summary["steps"] == 8
+    gpu = torch.cuda.get_device_name()
+    assert summary["hardware"] == {"accelerator": "cuda", "world_size": 1, "gpu": gpu}
+    assert summary["steps"] == 8

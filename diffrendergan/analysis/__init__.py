@@ -5,8 +5,8 @@ every particle is measured the way a microscopist would (area, equal-area diamet
 diameters, shape), in nm. Modules, one concept each:
 
 * :mod:`.inputs` — which files are analysed and at what pixel size, checked before inference;
-* :mod:`.inference` — resampling to the segmenter's training scale, batched prediction, mapping
-  the instances back onto the file's pixel grid;
+* :mod:`.inference` — resampling to the segmenter's training scale, whole-image prediction,
+  mapping the instances back onto the file's pixel grid;
 * :mod:`.feret` — minimum Feret diameter (rotating calipers on the convex hull);
 * :mod:`.measure` — the per-particle table of one instance map;
 * :mod:`.tables` — columnar tables: concatenation, filtering, CSV/parquet output;

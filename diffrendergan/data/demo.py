@@ -7,10 +7,10 @@ an instrument data bar — then writes them into a cache folder as 8-bit TIFFs. 
 window onto a larger specimen (a guard band of ``DEMO_GUARD``), so particles are cut by its border as
 on a real micrograph:
 
-    <cache>/demo/v2/<material>-<hash>/unlabeled/*.tif          for GAN training
-    <cache>/demo/v2/<material>-<hash>/labeled/{images,masks}/  annotated (masks 0/255, touching particles
+    <cache>/demo/v3/<material>-<hash>/unlabeled/*.tif          for GAN training
+    <cache>/demo/v3/<material>-<hash>/labeled/{images,masks}/  annotated (masks 0/255, touching particles
                                                          separated by 0 lines, as hand-made masks)
-    <cache>/demo/v2/<material>-<hash>/truth.json                hidden parameters and size law
+    <cache>/demo/v3/<material>-<hash>/truth.json                hidden parameters and size law
 
 This is simulated data for trying the pipeline out; it says nothing about real specimens.
 """
@@ -35,7 +35,7 @@ from diffrendergan.rendering.renderer import MicroscopyRenderer
 from diffrendergan.scene.laws import size_law_moments
 from diffrendergan.scene.layout import sample_layout, scaled_to_size
 
-DEMO_VERSION = "v2"  # v2: micrographs are windows of a larger specimen (border-cut particles)
+DEMO_VERSION = "v3"  # v2: windows of a larger specimen (border-cut particles); v3: bounded shadows
 DEMO_GUARD = 0.25  # guard band of the demo micrographs (fraction of their side)
 DATA_BAR_ROWS = 40
 
@@ -45,19 +45,22 @@ DEMO_TRUTH: dict[str, dict[str, float]] = {
         "particle_yield": 0.32, "substrate_yield": 0.14, "tilt_exponent": 0.9, "edge_gain": 0.35,
         "edge_length_nm": 14.0, "detector_asymmetry": 0.05, "shadow_strength": 0.1,
         "substrate_texture": 0.12, "blur_px": 0.9, "gain": 1.0, "offset": 0.0,
-        "shot_noise": 0.06, "read_noise": 0.03,
+        "shot_noise": 0.06, "read_noise": 0.03, "volume_yield": 0.0, "volume_length_nm": 100.0,
+        "residue_gain": 0.0,
     },
     "sio2": {
         "particle_yield": 0.35, "substrate_yield": 0.08, "tilt_exponent": 1.1, "edge_gain": 0.6,
         "edge_length_nm": 5.0, "detector_asymmetry": 0.05, "shadow_strength": 0.05,
         "substrate_texture": 0.1, "blur_px": 1.0, "gain": 1.0, "offset": 0.0,
-        "shot_noise": 0.08, "read_noise": 0.04,
+        "shot_noise": 0.08, "read_noise": 0.04, "volume_yield": 0.0, "volume_length_nm": 100.0,
+        "residue_gain": 0.0,
     },
     "agnw": {
         "particle_yield": 0.45, "substrate_yield": 0.1, "tilt_exponent": 0.8, "edge_gain": 0.3,
         "edge_length_nm": 10.0, "detector_asymmetry": 0.2, "shadow_strength": 0.3,
         "substrate_texture": 0.15, "blur_px": 1.0, "gain": 1.0, "offset": 0.0,
-        "shot_noise": 0.07, "read_noise": 0.03,
+        "shot_noise": 0.07, "read_noise": 0.03, "volume_yield": 0.0, "volume_length_nm": 100.0,
+        "residue_gain": 0.0,
     },
 }  # fmt: skip
 

@@ -21,6 +21,7 @@ from diffrendergan.errors import DataError
 log = logging.getLogger(__name__)
 SUPPORTED_EXTENSIONS: tuple[str, ...] = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
 NORMALIZE_MODES: tuple[str, ...] = ("percentile", "full", "none")
+NO_PAGES = "not a readable TIFF image (no image pages: a damaged or truncated file)"
 
 # ITU-R BT.601 luma weights (R, G, B): what SEM/TEM software uses when exporting grayscale.
 _BT601 = np.array([0.299, 0.587, 0.114], dtype=np.float64)
@@ -125,7 +126,7 @@ def _read_tiff(path: Path, page: int | None) -> list[tuple[np.ndarray, tuple | N
     with _tifffile_messages(path), tifffile.TiffFile(path) as tif:
         pages = list(tif.pages)
         if not pages:
-            raise DataError(path, "TIFF has no pages")
+            raise DataError(path, NO_PAGES)
         if page is None:
             return [_tiff_page_gray(p, path) for p in pages]
         if not -len(pages) <= page < len(pages):
@@ -297,7 +298,7 @@ def read_mask(path: str | Path) -> np.ndarray:
         if path.suffix.lower() in _TIFF_EXT:
             with _tifffile_messages(path), tifffile.TiffFile(path) as tif:
                 if not tif.pages:
-                    raise DataError(path, "TIFF has no pages")
+                    raise DataError(path, NO_PAGES)
                 arr = tif.pages[0].asarray()
         else:
             with Image.open(path) as img:

@@ -57,7 +57,9 @@ PARAM_SALT = 0x5EED_0F_BA5E  # baseline parameters use an RNG stream independent
 SUBDIRS = ("images", "masks", "instances")
 METADATA = "metadata.jsonl"
 FINGERPRINT = "fingerprint.json"
-EXPORT_FORMAT = 1  # bump when the same fingerprint would no longer give the same bytes
+EXPORT_FORMAT = (
+    2  # bump when the same fingerprint would no longer give the same bytes (2: SE volume term, residue)
+)
 _TEMP = re.compile(r"^\..+\.png$")
 
 
@@ -96,15 +98,19 @@ def _material_part(material: Any) -> dict[str, Any]:
 
 
 def export_fingerprint(
-    generator: Generator, seed: int, baseline: bool, checkpoint_sha256: str | None = None
+    generator: Generator,
+    seed: int,
+    baseline: bool,
+    checkpoint_sha256: str | None = None,
+    widen: float = 0.0,
 ) -> dict[str, Any]:
     """Everything that determines an export's images, as plain JSON.
 
     material (shader, shape, laws, field), scene law (when layouts follow a learned one), the full
     parameter space (configured ranges and the shader's defaults), the renderer settings, the
-    checkpoint file's sha256 (``"none"`` without one), the parameter network's weights (only when
-    they are used, i.e. not in baseline mode), the baseline flag, the export seed and
-    :data:`EXPORT_FORMAT`.
+    checkpoint file's sha256 (``"none"`` without one), the parameter network's weights and their
+    average (only when they are used, i.e. not in baseline mode), the baseline flag, the widening
+    towards the ranges, the export seed and :data:`EXPORT_FORMAT`.
     """
     scene = generator.layout_material
     fp = {
@@ -114,8 +120,9 @@ def export_fingerprint(
         "param_ranges": {n: asdict(r) for n, r in generator.space.ranges.items()},
         "renderer": asdict(generator.renderer.cfg),
         "checkpoint": checkpoint_sha256 or "none",
-        "weights": None if baseline else weights_sha256(generator.net),
+        "weights": None if baseline else weights_sha256(generator),
         "baseline": bool(baseline),
+        "widen": float(widen),
         "seed": int(seed),
     }
     return json.loads(json.dumps(fp, sort_keys=True))  # tuples -> lists, as read back from disk
@@ -130,6 +137,7 @@ _PARTS = {
     "checkpoint": "checkpoint",
     "weights": "generator weights",
     "baseline": "baseline flag",
+    "widen": "widening towards the ranges",
     "seed": "export seed",
 }
 
@@ -288,30 +296,42 @@ def _accept_layouts(
     return lays, torch.stack([results[i][1] for i in ids]), torch.stack([results[i][2] for i in ids])
 
 
+def export_unit_params(
+    g: Generator, layouts: list[Layout], baseline: bool, widen: float = 0.0
+) -> torch.Tensor:
+    """(B, K) unit parameters of an export: learned, uniform in the ranges (``baseline``), or the
+    learned ones moved a fraction ``widen`` of the way towards a uniform draw (``widen`` = 0:
+    learned, 1: uniform), which widens the learned distribution towards the ranges.
+
+    Uniform draws come from each layout's own seeded stream, and the network runs one layout at a
+    time (a batched matmul's rounding would depend on the batch size), so an image never depends
+    on its batch neighbours.
+    """
+    dev = g.device
+    uniform = torch.cat(
+        [g.space.sample_uniform(1, torch.Generator().manual_seed(lay.seed ^ PARAM_SALT)) for lay in layouts]
+    ).to(dev)
+    if baseline:
+        return uniform
+    learned = torch.cat([g.unit_params([lay]) for lay in layouts])
+    return learned if widen == 0 else learned + float(widen) * (uniform - learned)
+
+
 @torch.no_grad()
 def render_batch(
-    g: Generator, layouts: list[Layout], baseline: bool
+    g: Generator, layouts: list[Layout], baseline: bool, widen: float = 0.0
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Render layouts in one batched shading pass, with per-image noise and parameter streams.
 
     ``MicroscopyRenderer.shade`` draws noise for the whole batch from one generator, which would
-    tie each image to its batch neighbours; here shading and optics run batched, the noise (and,
-    for the baseline, the uniform parameters) are drawn per image from its layout seed, and the
-    parameter network runs per image (its batched matmul would round differently per batch size).
+    tie each image to its batch neighbours; here shading and optics run batched, the noise and
+    the parameters (:func:`export_unit_params`) are drawn per image from its layout seed.
 
     Returns image (B, H, W) float in [0, 1] and physical params {name: (B,)}.
     """
     r = g.renderer
     dev = g.device
-    if baseline:
-        unit = torch.cat(
-            [
-                r.space.sample_uniform(1, torch.Generator().manual_seed(lay.seed ^ PARAM_SALT))
-                for lay in layouts
-            ]
-        ).to(dev)
-    else:  # one row at a time: a batched matmul's rounding would depend on the batch size
-        unit = torch.cat([g.unit_params([lay]) for lay in layouts])
+    unit = export_unit_params(g, layouts, baseline, widen)
     params = r.space.to_physical(unit)
     signal = r.shader(r.gbuffer(layouts, device=dev).to(dev), params)
     x = optics(signal, params, r.cfg.supersample)  # (B, 1, H, W)
@@ -354,6 +374,7 @@ def export_dataset(
     baseline: bool = False,
     progress: bool = True,
     checkpoint_sha256: str | None = None,
+    widen: float = 0.0,
 ) -> dict[str, Any]:
     """Write ``n_images`` annotated renders to ``out_dir`` (see the module docstring).
 
@@ -366,6 +387,7 @@ def export_dataset(
         checkpoint_sha256: sha256 of the checkpoint file the generator came from
             (:func:`diffrendergan.utils.io.file_sha256`), recorded in the fingerprint; None =
             ``"none"`` (the generator's weights are fingerprinted either way).
+        widen: in [0, 1], see :func:`export_unit_params` (ignored with ``baseline``).
     Returns:
         {n_written, n_skipped, images_per_s, out_dir}.
     Raises:
@@ -375,8 +397,11 @@ def export_dataset(
         raise ConfigError("n_images", f"expected an integer >= 1, got {n_images}")
     if batch_size < 1:
         raise ConfigError("batch_size", f"must be >= 1, got {batch_size}")
+    if not 0.0 <= widen <= 1.0:
+        raise ConfigError("widen", f"expected a fraction in [0, 1] (0 = learned, 1 = uniform), got {widen}")
+    widen = 0.0 if baseline else float(widen)
     out = Path(out_dir)
-    fingerprint = export_fingerprint(generator, seed, baseline, checkpoint_sha256)
+    fingerprint = export_fingerprint(generator, seed, baseline, checkpoint_sha256, widen)
     _check_fingerprint(out, fingerprint)
     for sub in SUBDIRS:
         (out / sub).mkdir(parents=True, exist_ok=True)
@@ -413,7 +438,7 @@ def export_dataset(
             ids = todo[b : b + batch_size]
             with torch.no_grad():
                 layouts, classes, instances = _accept_layouts(generator, seed, ids)
-                images, params = render_batch(generator, layouts, baseline)
+                images, params = render_batch(generator, layouts, baseline, widen)
             for k, i in enumerate(ids):
                 ident = image_id(i)
                 img_p, mask_p, inst_p = _files(out, ident)

@@ -4,6 +4,10 @@
 (x, y, z, size) per particle, the network predicts one unit parameter vector per image, the
 ParamSpace maps it into the configured physical ranges, and the renderer draws the image. Only the
 network learns; geometry, and therefore the masks, are exact.
+
+With an exponential moving average of the network's weights (:meth:`Generator.enable_ema`), the
+average predicts whenever the generator is in eval mode (evaluation renders, checkpoint choice,
+export): a GAN's weights keep oscillating around a good solution, their average sits closer to it.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from collections import OrderedDict
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel
 
 from diffrendergan.config import MaterialConfig, RendererConfig
 from diffrendergan.errors import ConfigError
@@ -26,6 +31,18 @@ from diffrendergan.scene.layout import (
     layouts_to_tensor,
     sample_layout,
 )
+
+
+def ema_with_warmup(decay: float):
+    """EMA update ``avg <- d avg + (1 - d) w`` with ``d = min(decay, (1 + n) / (10 + n))`` after n
+    updates: early on the average follows the weights quickly instead of remembering the random
+    initialisation for ~1 / (1 - decay) steps (the warm-up of TensorFlow's moving averages)."""
+
+    def update(avg: torch.Tensor, weight: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+        d = min(decay, (1.0 + float(n)) / (10.0 + float(n)))
+        return d * avg + (1.0 - d) * weight
+
+    return update
 
 
 class Generator(nn.Module):
@@ -58,10 +75,30 @@ class Generator(nn.Module):
         self.size_ref_nm = size_law_moments(material.size)["mean_size_nm"]
         self._layouts: OrderedDict[int, Layout] = OrderedDict()
         self._layout_cache = layout_cache
+        self.net_ema: AveragedModel | None = None
 
     @property
     def space(self):
         return self.renderer.space
+
+    def enable_ema(self, decay: float) -> None:
+        """Keep an exponential moving average (``decay`` per update) of the network's weights."""
+        if not 0.0 < decay < 1.0:
+            raise ConfigError("model.ema_decay", f"expected a decay in (0, 1) (or 0 = off), got {decay}")
+        self.net_ema = AveragedModel(self.net, avg_fn=ema_with_warmup(decay), use_buffers=True)
+        self.net_ema.requires_grad_(False)  # updated by averaging, never by an optimizer (nor DDP)
+
+    def update_ema(self) -> None:
+        """One EMA step towards the current weights (call after each optimizer step)."""
+        if self.net_ema is not None:
+            self.net_ema.update_parameters(self.net)
+
+    @property
+    def predictor(self) -> nn.Module:
+        """The network that predicts parameters: the EMA in eval mode when there is one."""
+        if self.net_ema is not None and not self.training:
+            return self.net_ema.module
+        return self.net
 
     @property
     def device(self) -> torch.device:
@@ -97,7 +134,7 @@ class Generator(nn.Module):
 
     def unit_params(self, layouts: list[Layout]) -> torch.Tensor:
         """(B, K) unit parameters predicted for each layout."""
-        return self.net(*self.encode(layouts))
+        return self.predictor(*self.encode(layouts))
 
     def forward(
         self, layouts: list[Layout], generator: torch.Generator | None = None, noise: bool = True

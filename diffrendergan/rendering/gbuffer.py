@@ -22,19 +22,25 @@ class GBuffer:
     """Per-pixel geometry, all (B, 1, H, W) except ``normal`` (B, 3, H, W) and ``instance`` (B, H, W).
 
     instance: 0 substrate, k particle k (1-based). height: surface height (nm). normal: unit
-    normal (x right, y down, z up). edge_dist: distance (nm) to the nearest silhouette or
-    particle-particle edge (inside and outside particles). shadow: how far (nm) the surface lies
-    below the line of sight towards the side detector (0 = unshadowed). texture: zero-mean,
-    unit-std smooth substrate texture. thickness: path length through particles (nm) or None.
+    normal (x right, y down, z up). facing: the normal's component towards the side detector
+    (``normal . (cos az, sin az, 0)``, in [-1, 1]), so that shaders and the cast shadow see one
+    detector direction. edge_dist: distance (nm) to the nearest silhouette or particle-particle
+    edge (inside and outside particles). shadow: how far (nm) the surface lies below the line of
+    sight towards the side detector within :data:`SHADOW_REACH_NM` (0 = unshadowed). texture:
+    zero-mean, unit-std smooth substrate texture. residue: the support film's residue in [0, 1]
+    (thin closed loops and small blobs, 0 on clean film). thickness: path length through
+    particles (nm) or None.
     """
 
     instance: torch.Tensor
     particle: torch.Tensor
     height: torch.Tensor
     normal: torch.Tensor
+    facing: torch.Tensor
     edge_dist: torch.Tensor
     shadow: torch.Tensor
     texture: torch.Tensor
+    residue: torch.Tensor
     thickness: torch.Tensor | None
     pixel_size_nm: float
 
@@ -85,30 +91,38 @@ def edge_distance(instance: torch.Tensor, pixel_size_nm: float) -> torch.Tensor:
     return torch.from_numpy(out)[:, None]
 
 
+# Secondary electrons blocked on their way to the detector are those emitted close to a wall:
+# farther away, the (in-lens or side) detector's field pulls them around it. Occluders farther
+# than this are ignored, so a tall stack cannot cast a band across the image.
+SHADOW_REACH_NM = 100.0
+
+
 def detector_shadow(
     height: torch.Tensor,
     pixel_size_nm: float,
     azimuth_deg: float,
     elevation_deg: float = 30.0,
     max_steps: int = 48,
+    reach_px: int | None = None,
 ) -> torch.Tensor:
     """Depth (nm) by which each pixel lies below the line of sight towards a side detector.
 
     The line of sight from a pixel towards the detector azimuth rises by tan(elevation) per unit
-    distance; occlusion = max over the pixels ahead of (their height - rise - height here), >= 0.
-    height (B, H, W) -> (B, 1, H, W). For the four image axes this is an exact O(pixels) suffix
-    maximum; other azimuths march ``max_steps`` shifted copies of the height map.
+    distance; occlusion = max over the pixels ahead (at most ``reach_px`` of them; None = all) of
+    (their height - rise - height here), >= 0. height (B, H, W) -> (B, 1, H, W). For the four
+    image axes this is an exact windowed maximum; other azimuths march ``max_steps`` shifted
+    copies of the height map.
     """
     quarter = round(azimuth_deg / 90.0)
     if abs(azimuth_deg - 90.0 * quarter) < 1e-6:
         rise_per_px = pixel_size_nm * math.tan(math.radians(elevation_deg))
-        return _axis_shadow(height, rise_per_px, quarter % 4)[:, None]
+        return _axis_shadow(height, rise_per_px, quarter % 4, reach_px)[:, None]
     h = height[:, None]
     hmax = float(h.max()) if h.numel() else 0.0
     if hmax <= 0:
         return torch.zeros_like(h)
     rise = pixel_size_nm * math.tan(math.radians(elevation_deg))
-    steps = min(max_steps, math.ceil(hmax / rise))
+    steps = min(max_steps, math.ceil(hmax / rise), reach_px or max_steps)
     dx, dy = math.cos(math.radians(azimuth_deg)), math.sin(math.radians(azimuth_deg))
     occl = torch.zeros_like(h)
     big = F.pad(h, (steps, steps, steps, steps))
@@ -120,11 +134,14 @@ def detector_shadow(
     return occl
 
 
-def _axis_shadow(height: torch.Tensor, rise: float, quarter: int) -> torch.Tensor:
+def _axis_shadow(
+    height: torch.Tensor, rise: float, quarter: int, reach_px: int | None = None
+) -> torch.Tensor:
     """Shadow depth for a detector along +x (0), +y (1), -x (2) or -y (3). height (B, H, W).
 
-    Along the viewing axis, S(c) = max_{c' > c} (h(c') - (c' - c) rise) = c rise + M(c + 1), with
-    M the suffix maximum of h(c') - c' rise (one ``cummax``)."""
+    Along the viewing axis, S(c) = max_{c < c' <= c + reach} (h(c') - (c' - c) rise) = c rise +
+    M(c), with M the maximum of g(c') = h(c') - c' rise over the window ahead: a suffix maximum
+    (one ``cummax``) without a reach, a sliding-window maximum with one."""
     to_axis = {
         0: lambda x: x,
         1: lambda x: x.transpose(-2, -1),
@@ -139,8 +156,12 @@ def _axis_shadow(height: torch.Tensor, rise: float, quarter: int) -> torch.Tenso
     }
     h = to_axis[quarter](height)
     c = torch.arange(h.shape[-1], dtype=h.dtype, device=h.device) * rise
-    g = (h - c).flip(-1).cummax(-1).values.flip(-1)  # max over c' >= c
-    ahead = F.pad(g[..., 1:], (0, 1), value=float("-inf"))  # c' > c
+    if reach_px is None:
+        g = (h - c).flip(-1).cummax(-1).values.flip(-1)  # max over c' >= c
+        ahead = F.pad(g[..., 1:], (0, 1), value=float("-inf"))  # c' > c
+    else:  # max over c < c' <= c + reach
+        g = F.pad((h - c)[..., 1:], (0, int(reach_px)), value=float("-inf"))
+        ahead = g.unfold(-1, int(reach_px), 1).amax(-1)
     occl = (c + ahead - h).clamp_min(0.0)
     return back[quarter](occl).contiguous()
 
@@ -165,6 +186,39 @@ def substrate_texture(seeds: list[int], size: int, ridge_scale_px: float = 5.0) 
     return torch.stack(out)[:, None]
 
 
+RESIDUE_SCALE_NM = 22.0  # correlation length of the residue field: loops ~8-20 px at 7.3 nm/px
+RESIDUE_LEVEL = 1.3  # level (in field stds) whose contours are the loops: isolated, rounded
+RESIDUE_FILLED = 0.3  # fraction of loops filled (blobs)
+
+
+def substrate_residue(seeds: list[int], size: int, pixel_size_nm: float) -> torch.Tensor:
+    """Seeded residue of the support film (B, 1, H, W) in [0, 1]: thin, closed, bright loops and
+    a few small blobs, as dried residue shows on real substrates.
+
+    The loops are the outlines of the islands where a band-limited random field exceeds
+    :data:`RESIDUE_LEVEL` standard deviations (isolated, rounded, of varied size); a fixed
+    fraction of the islands is filled. 0 on clean film; the shader scales it.
+    """
+    sigma_px = max(RESIDUE_SCALE_NM / pixel_size_nm, 1.0)
+    out = []
+    for seed in seeds:
+        rng = np.random.default_rng(int(seed) + 104_729)
+        field = ndimage.gaussian_filter(rng.standard_normal((size, size)), sigma_px, mode="wrap")
+        islands = field > RESIDUE_LEVEL * (field.std() + 1e-12)
+        labels, n = ndimage.label(islands)
+        outline = islands & ~ndimage.binary_erosion(islands)
+        filled = np.isin(labels, 1 + np.flatnonzero(rng.random(n) < RESIDUE_FILLED))
+        acc = ndimage.gaussian_filter(np.maximum(outline, 0.6 * filled).astype(np.float64), 0.6)
+        out.append(torch.from_numpy((acc / max(acc.max(), 1e-9)).astype(np.float32)))
+    return torch.stack(out)[:, None]
+
+
+def facing_detector(normal: torch.Tensor, azimuth_deg: float) -> torch.Tensor:
+    """normal (B, 3, H, W) -> its component towards the detector azimuth (B, 1, H, W)."""
+    dx, dy = math.cos(math.radians(azimuth_deg)), math.sin(math.radians(azimuth_deg))
+    return normal[:, 0:1] * dx + normal[:, 1:2] * dy
+
+
 def build_gbuffer(
     maps: SurfaceMaps, pixel_size_nm: float, azimuth_deg: float, texture_seeds: list[int]
 ) -> GBuffer:
@@ -175,9 +229,13 @@ def build_gbuffer(
         particle=(maps.instance > 0).float()[:, None],
         height=maps.height[:, None],
         normal=maps.normal,
+        facing=facing_detector(maps.normal, azimuth_deg),
         edge_dist=edge_distance(maps.instance, pixel_size_nm),
-        shadow=detector_shadow(maps.height, pixel_size_nm, azimuth_deg),
+        shadow=detector_shadow(
+            maps.height, pixel_size_nm, azimuth_deg, reach_px=math.ceil(SHADOW_REACH_NM / pixel_size_nm)
+        ),
         texture=substrate_texture(texture_seeds, size),
+        residue=substrate_residue(texture_seeds, size, pixel_size_nm),
         thickness=None if maps.thickness is None else maps.thickness[:, None],
         pixel_size_nm=pixel_size_nm,
     )

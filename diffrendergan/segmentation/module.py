@@ -53,14 +53,16 @@ class SegModule(pl.LightningModule):
         self.train_pixel_size_nm = train_pixel_size_nm
         r = self.recipe
         try:
+            extra = {} if r.decoder_channels is None else {"decoder_channels": tuple(r.decoder_channels)}
             self.net = smp.create_model(
                 r.arch,
                 encoder_name=r.encoder,
                 encoder_weights=r.encoder_weights,
                 in_channels=1,
                 classes=N_CLASSES,
+                **extra,
             )
-        except (KeyError, ValueError) as exc:
+        except (KeyError, ValueError, TypeError) as exc:
             raise ConfigError("segmenter.arch", f"cannot build {r.arch}/{r.encoder}: {exc}") from exc
         self.dice_loss = smp.losses.DiceLoss(mode="multiclass", from_logits=True)
         weights = torch.tensor([1.0, 1.0, float(r.separator_weight)])

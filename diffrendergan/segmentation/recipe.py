@@ -64,6 +64,8 @@ class SegmenterConfig:
     Attributes:
         profile: auto | cpu | gpu (see module docstring).
         arch, encoder, encoder_weights: smp model (weights null = random init, no downloads).
+        decoder_channels: the U-Net decoder's widths, finest last (null = smp's default
+            256/128/64/32/16); the decoder's high-resolution stages dominate a CPU step.
         target, target_width_px, decoder, min_size_px, core_erode_px: the instance representation
             (:class:`~diffrendergan.segmentation.representations.Representation`).
         normalize: intensity convention. ``matched``: synthetic images as rendered, real
@@ -85,6 +87,7 @@ class SegmenterConfig:
     arch: str = "unet"
     encoder: str = "resnet18"
     encoder_weights: str | None = None
+    decoder_channels: list[int] | None = None
     target: str = "bordercore"
     target_width_px: int = 2
     decoder: str | None = None
@@ -187,6 +190,12 @@ def validate(cfg: SegmenterConfig, key: str = "segmenter") -> SegmenterConfig:
     if cfg.tile is not None and (cfg.tile < 32 or cfg.tile % 32 or cfg.overlap >= cfg.tile):
         raise ConfigError(
             f"{key}.tile", f"must be a multiple of 32 above overlap ({cfg.overlap}), got {cfg.tile}"
+        )
+    if cfg.decoder_channels is not None and (
+        len(cfg.decoder_channels) != 5 or any(c < 1 for c in cfg.decoder_channels)
+    ):
+        raise ConfigError(
+            f"{key}.decoder_channels", f"expected 5 positive widths (or null), got {cfg.decoder_channels}"
         )
     if cfg.accelerator == "gpu" and not torch.cuda.is_available():
         raise ConfigError(f"{key}.accelerator", "gpu requested but CUDA is not available")

@@ -3,19 +3,25 @@
 Physics captured (Reimer, *Scanning Electron Microscopy*, ch. 4):
 * tilt contrast — SE yield grows with the local tilt θ between surface normal and beam,
   approximately as a secant law (1 / cos θ)^k;
+* volume (SE2) contrast — when the primary electrons' range exceeds the particle (≈1-2 µm at
+  20 kV against particles of ~100 nm), backscattered and transmitted electrons release SEs through
+  every surface of the particle, so its whole body shines, more where the beam's path through it
+  is longer: ``volume_yield · (1 - exp(-t / volume_length_nm))`` with t the path length (nm). This
+  is what makes real TiO2 grains bright right through instead of rim-lit rings;
 * edge effect — near edges SEs escape from more than one surface: brightening that decays with
   the distance to the silhouette over a length comparable to the SE escape volume;
 * material contrast — separate particle and substrate yields;
 * detector geometry — an Everhart-Thornley side detector sees surfaces facing it brighter and
   surfaces hidden from it (behind a particle) darker; an in-lens detector has asymmetry ~0;
-* substrate texture — faint, smooth topography of the support film.
-HIM images show the same mechanisms with stronger edges and almost no shadowing; the ``him``
-shader is the same function with ranges tuned for that.
+* substrate texture — faint, smooth topography of the support film, and its residue: thin bright
+  loops and blobs (``residue_gain``, relative to the substrate yield); a segmenter must learn that
+  these are not particles.
+HIM images show the same mechanisms with stronger edges, almost no shadowing and almost no volume
+signal (an ion beam's interaction volume is shallow); the ``him`` shader is the same function
+with ranges tuned for that.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 
@@ -24,20 +30,21 @@ from diffrendergan.rendering.gbuffer import GBuffer
 from diffrendergan.shading.base import Params, Shader, per_image
 
 
-def _detector_direction(azimuth_deg: float) -> tuple[float, float]:
-    return math.cos(math.radians(azimuth_deg)), math.sin(math.radians(azimuth_deg))
-
-
-def secondary_electron(gb: GBuffer, p: Params, azimuth_deg: float = 90.0) -> torch.Tensor:
-    """SE signal (B, 1, H, W); see module docstring for the terms."""
+def secondary_electron(gb: GBuffer, p: Params) -> torch.Tensor:
+    """SE signal (B, 1, H, W); see module docstring for the terms. The detector direction comes
+    with the G-buffer (``gb.facing``, ``gb.shadow``), so both always agree."""
+    if gb.thickness is None:
+        raise ValueError("the SE shader needs thickness maps: render with thickness=True")
     nz = gb.normal[:, 2:3].clamp(0.15, 1.0)
     tilt = nz.reciprocal().pow(per_image(p["tilt_exponent"]))
-    dx, dy = _detector_direction(azimuth_deg)
-    facing = gb.normal[:, 0:1] * dx + gb.normal[:, 1:2] * dy
-    directional = 1.0 + per_image(p["detector_asymmetry"]) * facing
+    directional = 1.0 + per_image(p["detector_asymmetry"]) * gb.facing
     edge = per_image(p["edge_gain"]) * torch.exp(-gb.edge_dist / per_image(p["edge_length_nm"]))
-    particle = per_image(p["particle_yield"]) * tilt * directional + edge
-    substrate = per_image(p["substrate_yield"]) * (1.0 + per_image(p["substrate_texture"]) * gb.texture)
+    volume = per_image(p["volume_yield"]) * (
+        1.0 - torch.exp(-gb.thickness / per_image(p["volume_length_nm"]))
+    )
+    particle = (per_image(p["particle_yield"]) * tilt + volume) * directional + edge
+    film = 1.0 + per_image(p["substrate_texture"]) * gb.texture + per_image(p["residue_gain"]) * gb.residue
+    substrate = per_image(p["substrate_yield"]) * film
     shadow = 1.0 - per_image(p["shadow_strength"]) * (1.0 - torch.exp(-gb.shadow / 20.0))
     return (gb.particle * particle + (1.0 - gb.particle) * substrate) * shadow
 
@@ -51,6 +58,9 @@ SEM_RANGES = {
     "detector_asymmetry": (0.0, 0.5),
     "shadow_strength": (0.0, 0.7),
     "substrate_texture": (0.0, 0.3),
+    "volume_yield": (0.0, 0.6),
+    "volume_length_nm": (20.0, 400.0),
+    "residue_gain": (0.0, 1.5),
 }
 
 HIM_RANGES = {
@@ -59,6 +69,7 @@ HIM_RANGES = {
     "edge_length_nm": (1.0, 15.0),
     "detector_asymmetry": (0.0, 0.15),
     "shadow_strength": (0.0, 0.2),
+    "volume_yield": (0.0, 0.05),  # helium ions stay near the surface: little SE2 from the volume
 }
 
 # What the formula allows: yields, gains and the secant exponent are non-negative; the decay
@@ -74,7 +85,10 @@ SE_DOMAINS = {
     "detector_asymmetry": Domain(0.0, 1.0, meaning="detector asymmetry, a fraction of the signal"),
     "shadow_strength": Domain(0.0, 1.0, meaning="shadow strength, a fraction of the signal"),
     "substrate_texture": Domain(0.0, 1.0, meaning="substrate texture amplitude, relative to its yield"),
+    "volume_yield": Domain(0.0, meaning="SE yield of the particle volume (SE2)"),
+    "volume_length_nm": Domain(0.0, open_low=True, meaning="saturation path length of the volume term, nm"),
+    "residue_gain": Domain(0.0, meaning="brightness of the substrate residue, relative to its yield"),
 }
 
-SEM = Shader("sem", secondary_electron, SEM_RANGES, domains=SE_DOMAINS)
-HIM = Shader("him", secondary_electron, HIM_RANGES, domains=SE_DOMAINS)
+SEM = Shader("sem", secondary_electron, SEM_RANGES, needs_thickness=True, domains=SE_DOMAINS)
+HIM = Shader("him", secondary_electron, HIM_RANGES, needs_thickness=True, domains=SE_DOMAINS)

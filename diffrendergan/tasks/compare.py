@@ -3,6 +3,8 @@
 Rows (one segmenter recipe, same crops and step budget, N seeds, one annotated test set):
 
 * ``gan`` — DiffRenderGAN: synthetic data rendered with the trained parameter network;
+* ``gan_w<f>`` — the same, each image's parameters moved a fraction f towards a uniform draw
+  (``widen``: wider appearance than learned, narrower than uniform);
 * ``uniform`` — no GAN: the same layouts rendered with parameters uniform in the ranges;
 * ``real`` — the annotated real images: trained on ``real_train_dir``, or, without one,
   cross-validated leave-one-image-out over the test images;
@@ -61,6 +63,8 @@ class ComparisonSpec:
     export_seed: int = 0
     reference: str = "gan"
     pixel_size_nm: float | None = None
+    widen: tuple[float, ...] = ()
+    export_batch_size: int = 8
 
 
 def recipes_from_overrides(base: Any, overrides: dict[str, dict] | None) -> dict[str, SegmenterConfig]:
@@ -77,28 +81,41 @@ def recipes_from_overrides(base: Any, overrides: dict[str, dict] | None) -> dict
     return merged
 
 
-def _export(
-    gen: Generator, out: Path, spec: ComparisonSpec, baseline: bool, progress: bool
-) -> dict[str, Any]:
-    return export_dataset(gen, out, spec.n_images, spec.export_seed, baseline=baseline, progress=progress)
+def widened_name(fraction: float) -> str:
+    return f"gan_w{fraction:g}"
+
+
+def _synthetic_rows(spec: ComparisonSpec) -> list[tuple[str, Generator | None, bool, float]]:
+    """(row, generator, baseline, widen) of every export the comparison needs."""
+    rows = [("gan", spec.generator, False, 0.0)]
+    rows += [(widened_name(w), spec.generator, False, w) for w in spec.widen if "gan" in spec.rows]
+    return [*rows, ("uniform", spec.baseline_generator, True, 0.0)]
 
 
 def build_rows(spec: ComparisonSpec, out: Path, progress: bool = False) -> tuple[list[Row], dict[str, Any]]:
     """Rows to run (exports written first) and the export summaries."""
     exports: dict[str, Any] = {}
     folders: dict[str, Path] = {}
-    for name, gen, baseline in (("gan", spec.generator, False), ("uniform", spec.baseline_generator, True)):
-        if name in spec.rows and gen is not None:
-            folders[name] = out / f"synthetic_{name}"
-            exports[name] = _export(gen, folders[name], spec, baseline, progress)
-        elif name in spec.rows:
+    for name, gen, baseline, widen in _synthetic_rows(spec):
+        if name.partition("_w")[0] not in spec.rows:
+            continue
+        if gen is None:
             log.info("no generator for row %s: skipped", name)
+            continue
+        folders[name] = out / f"synthetic_{name}"
+        exports[name] = export_dataset(
+            gen, folders[name], spec.n_images, spec.export_seed, spec.export_batch_size, baseline,
+            progress, widen=widen,
+        )  # fmt: skip
     folders.update({k: Path(v) for k, v in (spec.extra_rows or {}).items()})
     rows: list[Row] = []
     for rname, recipe in spec.recipes.items():
         suffix = "" if len(spec.recipes) == 1 else f"/{rname}"
         for name, folder in folders.items():
-            rows.append(Row(name + suffix, LABELS.get(name, str(folder)), "train", recipe, folder))
+            label = LABELS.get(name.partition("_w")[0], str(folder))
+            if name.startswith("gan_w"):
+                label += f", widened {name[5:]} towards the ranges"
+            rows.append(Row(name + suffix, label, "train", recipe, folder))
         if "real" in spec.rows:
             kind = "cv" if spec.real_train_dir is None else "train"
             rows.append(Row("real" + suffix, LABELS["real"], kind, recipe, spec.real_train_dir))

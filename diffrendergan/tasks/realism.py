@@ -17,6 +17,12 @@ import torch
 from diffrendergan.data.databar import crop_data_bar
 from diffrendergan.data.readers import list_images, read_micrograph
 from diffrendergan.errors import ConfigError, DataError
+from diffrendergan.metrics.appearance import (
+    Appearance,
+    appearance_difference,
+    appearance_stats,
+    profile_figure,
+)
 from diffrendergan.metrics.realism import realism_report
 from diffrendergan.utils.io import atomic_write_json
 
@@ -134,6 +140,39 @@ def realism_from_folders(
         "real_dir": str(real_dir),
         "fake_dir": str(fake_dir),
     }
+    stats = {
+        k: appearance_of_folder(d, c)
+        for k, d, c in (("real", real_dir, crop_bottom_px), ("fake", fake_dir, None))
+    }
+    result["appearance"] = appearance_report(stats)
     if out_path is not None:
         atomic_write_json(out_path, result)
+        annotated = {k: v for k, v in stats.items() if v is not None}
+        if annotated:
+            profile_figure(annotated, str(Path(out_path).with_name("appearance.png")))
     return result
+
+
+def is_annotated(folder: str | Path) -> bool:
+    """A folder with images/ and masks/ (real annotations or a synthetic export)."""
+    return (Path(folder) / "images").is_dir() and (Path(folder) / "masks").is_dir()
+
+
+def appearance_of_folder(folder: str | Path, crop_bottom_px: int | None = None) -> Appearance | None:
+    """Appearance statistics of an annotated folder (None for a folder without masks): every
+    image percentile-stretched, data bar removed, instances from its masks."""
+    if not is_annotated(folder):
+        return None
+    from diffrendergan.segmentation.data import load_samples
+
+    samples = load_samples(folder, "percentile", crop_bottom_px)
+    return appearance_stats((s.image, s.instances) for s in samples)
+
+
+def appearance_report(stats: dict[str, Appearance | None]) -> dict[str, Any]:
+    """{name: statistics} of the annotated sides, and fake - real when both are."""
+    out: dict[str, Any] = {k: v.as_dict() for k, v in stats.items() if v is not None}
+    real, fake = stats.get("real"), stats.get("fake")
+    if real is not None and fake is not None:
+        out["difference"] = appearance_difference(real, fake)
+    return out

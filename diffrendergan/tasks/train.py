@@ -24,11 +24,13 @@ from diffrendergan.data.datasets import RealPatchDataModule
 from diffrendergan.data.demo import ensure_demo
 from diffrendergan.data.patches import prepare_patches
 from diffrendergan.data.readers import list_images
-from diffrendergan.errors import ConfigError, DataError
+from diffrendergan.errors import ConfigError
 from diffrendergan.evaluation.particle_sizes import labeled_diameters, law_diameters, size_stats
 from diffrendergan.models.topography import law_summary
 from diffrendergan.scene.laws import size_law_moments
+from diffrendergan.schemas import check_labeled_dir, check_real_dir, check_run
 from diffrendergan.training.callbacks import (
+    AppearanceCallback,
     AtomicCheckpointIO,
     DDPConsistencyCallback,
     ImageGridCallback,
@@ -36,7 +38,7 @@ from diffrendergan.training.callbacks import (
     SizeLawCallback,
 )
 from diffrendergan.training.gan_module import GANModule
-from diffrendergan.utils.checkpoints import read_checkpoint
+from diffrendergan.utils.checkpoints import resume_checkpoint
 from diffrendergan.utils.device import accelerator_uses_cuda
 from diffrendergan.utils.io import atomic_write_json, atomic_write_text
 
@@ -64,24 +66,6 @@ def input_files_key(folder: Path) -> list[tuple[str, int, int]]:
     return out
 
 
-def check_labeled_dir(value: object) -> Path | None:
-    """``data.labeled_dir``: None, or an existing folder with images/ and masks/ (checked before
-    any training, not when the evaluation starts after it)."""
-    if value in (None, ""):
-        return None
-    path = Path(str(value)).expanduser()
-    if not path.is_dir():
-        raise ConfigError("data.labeled_dir", f"not a folder: {path}")
-    missing = [sub for sub in ("images", "masks") if not (path / sub).is_dir()]
-    if missing:
-        raise DataError(
-            path,
-            f"no {' or '.join(s + '/' for s in missing)} subfolder; data.labeled_dir expects annotated "
-            "micrographs in images/ and their masks in masks/",
-        )
-    return path
-
-
 def prepare_real_data(data: DictConfig, material: MaterialConfig, cache_dir: Path) -> RealData:
     """Resolve the GAN's real patches: prepared patches as given, raw micrographs patched into the
     cache, or the simulated demo set when ``data.real_dir`` is null.
@@ -106,9 +90,7 @@ def prepare_real_data(data: DictConfig, material: MaterialConfig, cache_dir: Pat
             demo.labeled_dir,
         )
     else:
-        raw = Path(str(data.real_dir)).expanduser()
-        if not raw.is_dir():
-            raise ConfigError("data.real_dir", f"not a folder: {raw}")
+        raw = check_real_dir(data.real_dir)
         if (raw / "manifest.jsonl").exists():
             return RealData(raw, labeled_given, None)
         pixel, truth, labeled = data.pixel_size_nm, None, labeled_given
@@ -207,11 +189,14 @@ def gan_module_from_cfg(cfg: DictConfig, material_raw: dict, n_train: int) -> GA
         topo_warmup_epochs=int(m.topo_warmup_epochs),
         topo_centre_noise=bool(m.topo_centre_noise),
         topo_average_from=float(m.topo_average_from),
+        ema_decay=float(m.ema_decay),
+        lr_decay=str(m.lr_decay),
+        lr_end_factor=float(m.lr_end_factor),
     )
 
 
 def _param_stats(module: GANModule) -> dict[str, dict[str, float]]:
-    _, params = module.render_eval()
+    params = module.eval_sample().params
     return {
         k: {"mean": float(v.mean()), "std": float(v.std()) if v.numel() > 1 else 0.0}
         for k, v in params.items()
@@ -220,13 +205,10 @@ def _param_stats(module: GANModule) -> dict[str, dict[str, float]]:
 
 def train_gan(cfg: DictConfig, material: MaterialConfig, out_dir: Path) -> dict:
     """Run the whole main job; returns (and writes) the summary."""
-    from diffrendergan.schemas import check_run
-
     t0 = time.time()
-    check_run(cfg)  # data, model, trainer, export: types and ranges before any data or training
+    check_run(cfg)  # types, ranges and folders before any data are read or training starts
     last = out_dir / "checkpoints" / "last.ckpt"
-    if bool(cfg.resume) and last.exists():
-        read_checkpoint(last, "gan")  # a corrupt or foreign last.ckpt: one line now, not mid-fit
+    resume_checkpoint(out_dir, bool(cfg.resume))  # a corrupt or foreign last.ckpt: one line now
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     if int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0:
         atomic_write_text(out_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
@@ -262,6 +244,7 @@ def train_gan(cfg: DictConfig, material: MaterialConfig, out_dir: Path) -> dict:
         checkpoint,
         ImageGridCallback(out_dir / "grids"),
         ParamHistogramCallback(out_dir / "histograms"),
+        AppearanceCallback(labeled_appearance(real, cfg.data.crop_bottom_px)),
         DDPConsistencyCallback(out_dir),
     ]
     if bool(cfg.model.learn_topography):
@@ -371,6 +354,8 @@ def export_and_evaluate(cfg: DictConfig, module: GANModule, real: RealData, out_
         batch_size=int(cfg.export.batch_size),
     )
     out["export"] = {"dir": str(export_dir), **{k: v for k, v in res.items() if k != "out_dir"}}
+    if real.labeled_dir is not None:
+        out["appearance"] = export_appearance(real, export_dir, cfg.data.crop_bottom_px, out_dir)
     if not cfg.evaluate.enabled or real.labeled_dir is None:
         return out
     from diffrendergan.segmentation.recipe import segmenter_from_dict
@@ -392,6 +377,29 @@ def export_and_evaluate(cfg: DictConfig, module: GANModule, real: RealData, out_
         **{k: metrics.get(k) for k in ("dsc", "ap50", "pq", "miou", "matched_median_rel_error")},
     }
     return out
+
+
+def labeled_appearance(real: RealData, crop_bottom_px: int | None):  # -> Appearance | None
+    """The labeled images' appearance, the reference the per-epoch statistics are compared to."""
+    if real.labeled_dir is None:
+        return None
+    from diffrendergan.tasks.realism import appearance_of_folder
+
+    return appearance_of_folder(real.labeled_dir, crop_bottom_px)
+
+
+def export_appearance(real: RealData, export_dir: Path, crop_bottom_px: int | None, out_dir: Path) -> dict:
+    """Particle appearance (rim -> core profile, substrate, gradients) of the labeled images and
+    of the export, their difference, and ``appearance.png`` with both profiles."""
+    from diffrendergan.metrics.appearance import profile_figure
+    from diffrendergan.tasks.realism import appearance_of_folder, appearance_report
+
+    stats = {
+        "real": appearance_of_folder(real.labeled_dir, crop_bottom_px),
+        "fake": appearance_of_folder(export_dir),
+    }
+    profile_figure({k: v for k, v in stats.items() if v is not None}, str(out_dir / "appearance.png"))
+    return appearance_report(stats)
 
 
 def real_pixel_size(cfg: DictConfig, real: RealData) -> float | None:

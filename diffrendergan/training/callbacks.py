@@ -18,6 +18,8 @@ from PIL import Image
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from diffrendergan.config import SizeLaw
+from diffrendergan.data.readers import normalize_image
+from diffrendergan.metrics.appearance import Appearance, appearance_difference, appearance_stats
 from diffrendergan.scene.laws import sample_sizes
 from diffrendergan.utils.io import atomic_write
 
@@ -68,12 +70,12 @@ class ImageGridCallback(pl.Callback):
 
     @pl.utilities.rank_zero_only
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: Any) -> None:
-        if trainer.sanity_checking or not pl_module._val_real:
+        real = pl_module.val_real
+        if trainer.sanity_checking or real is None:
             return
-        real = torch.cat(pl_module._val_real)[: self.n, 0].numpy()
-        fake, _ = pl_module.render_eval()
-        classes, _ = pl_module.generator.renderer.masks(pl_module.eval_layouts()[: self.n])
-        grid = image_grid(real, fake[: self.n, 0].numpy(), classes.numpy())
+        sample = pl_module.eval_sample()
+        n = self.n
+        grid = image_grid(real[:n, 0].numpy(), sample.fake[:n, 0].numpy(), sample.classes[:n].numpy())
         save_png(self.out_dir / _epoch_name(trainer), grid)
         for logger in trainer.loggers:
             if hasattr(logger, "log_image"):
@@ -91,7 +93,7 @@ class ParamHistogramCallback(pl.Callback):
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: Any) -> None:
         if trainer.sanity_checking:
             return
-        _, params = pl_module.render_eval()
+        params = pl_module.eval_sample().params
         space = pl_module.generator.space
         names = space.learned
         if not names:
@@ -110,6 +112,42 @@ class ParamHistogramCallback(pl.Callback):
         fig.tight_layout()
         atomic_write(self.out_dir / _epoch_name(trainer), lambda p: fig.savefig(p, dpi=80, format="png"))
         plt.close(fig)
+
+
+def render_appearance(images: torch.Tensor, instances: torch.Tensor) -> Appearance:
+    """Appearance statistics of renders (N, 1, H, W) with their instance maps (N, H, W), each
+    image percentile-stretched like a real micrograph."""
+    pairs = (
+        (normalize_image(img[0].numpy(), "percentile"), inst.numpy()) for img, inst in zip(images, instances)
+    )
+    return appearance_stats(pairs)
+
+
+class AppearanceCallback(pl.Callback):
+    """After each validation: the particles' appearance in the evaluation renders (rim -> core
+    profile, core/rim, substrate level, edge and core gradients; see
+    :mod:`diffrendergan.metrics.appearance`) logged as ``appearance/*``. With a ``reference`` (the
+    labeled real images) also the differences ``appearance/diff_*``, which the global realism
+    metric hides: particles cover a small part of a patch."""
+
+    def __init__(self, reference: Appearance | None = None):
+        self.reference = reference
+        self.last: Appearance | None = None
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: Any) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        sample = pl_module.eval_sample()
+        self.last = stats = render_appearance(sample.fake, sample.instances)
+        metrics = {f"appearance/profile_bin{k}": v for k, v in enumerate(stats.profile)}
+        for key in ("core_rim", "substrate", "contrast", "rim_gradient", "core_gradient"):
+            metrics[f"appearance/{key}"] = getattr(stats, key)
+        if self.reference is not None:
+            diff = appearance_difference(self.reference, stats)
+            for key in ("profile_max_abs", "substrate", "core_rim"):
+                metrics[f"appearance/diff_{key}"] = diff[key]
+        finite = {k: float(v) for k, v in metrics.items() if np.isfinite(v)}
+        pl_module.log_dict(finite, rank_zero_only=True)
 
 
 class SizeLawCallback(pl.Callback):

@@ -9,7 +9,7 @@ evaluation layouts with fixed noise, so values are comparable across epochs.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytorch_lightning as pl
@@ -24,6 +24,25 @@ from diffrendergan.models.generator import Generator
 from diffrendergan.models.topography import Topography
 
 EVAL_SEED_BASE = 1_000_000_007  # evaluation layouts never collide with training seeds
+LR_DECAYS = ("constant", "linear")
+
+
+@dataclass(frozen=True)
+class EvalSample:
+    """What every end-of-validation consumer (realism metric, grids, histograms, appearance)
+    needs, made once per optimizer step: renders of the fixed evaluation layouts (eval mode,
+    fixed noise), their parameters and exact masks, all on the CPU.
+
+    Attributes:
+        fake: (N, 1, H, W) renders in [0, 1].
+        params: {name: (N,)} physical parameters used.
+        classes: (N, H, W) uint8 3-class masks; instances: (N, H, W) long instance maps.
+    """
+
+    fake: torch.Tensor
+    params: dict[str, torch.Tensor]
+    classes: torch.Tensor
+    instances: torch.Tensor
 
 
 class GANModule(pl.LightningModule):
@@ -44,6 +63,11 @@ class GANModule(pl.LightningModule):
             ``topo_centre_noise``: see :meth:`~diffrendergan.models.topography.Topography.batch_sizes`.
             ``topo_average_from``: fraction of the law-learning epochs after which every step enters
             the reported (Polyak-Ruppert) average; the epochs before are the descent from the start.
+        lr_decay: "constant" or "linear": both learning rates fall linearly to ``lr_end_factor``
+            times their start over the run (a GAN settles instead of swinging at full step size).
+        ema_decay: exponential moving average of the parameter network's weights (per G step), used
+            for evaluation renders, checkpoint choice and export; 0 = off (checkpoints from before
+            it load without one).
     """
 
     def __init__(
@@ -72,6 +96,9 @@ class GANModule(pl.LightningModule):
         topo_warmup_epochs: int = 0,
         topo_centre_noise: bool = True,
         topo_average_from: float = 0.5,
+        ema_decay: float = 0.0,
+        lr_decay: str = "constant",
+        lr_end_factor: float = 0.1,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -82,9 +109,15 @@ class GANModule(pl.LightningModule):
             raise ConfigError(
                 "model.topo_average_from", f"expected a fraction in [0, 1], got {topo_average_from}"
             )
+        if lr_decay not in LR_DECAYS:
+            raise ConfigError("model.lr_decay", f"expected one of {LR_DECAYS}, got {lr_decay!r}")
+        if not 0.0 < lr_end_factor <= 1.0:
+            raise ConfigError("model.lr_end_factor", f"expected a fraction in (0, 1], got {lr_end_factor}")
         if learn_topography:  # sizes learn through soft silhouettes
             rnd = replace(rnd, geometry_grad=True)
         self.generator = Generator(mat, rnd, param_net, max_particles, hidden, layers, dropout)
+        if ema_decay > 0:
+            self.generator.enable_ema(ema_decay)
         self.discriminator = PatchDiscriminator(1, d_base_filters, d_layers)
         self.d_loss_fn, self.g_loss_fn = get_losses(loss)
         self.topography: Topography | None = None
@@ -101,7 +134,7 @@ class GANModule(pl.LightningModule):
             )
         self._val_real: list[torch.Tensor] = []
         self.last_realism: dict[str, float] = {}
-        self._eval_cache: tuple[int, tuple[torch.Tensor, dict[str, torch.Tensor]]] | None = None
+        self._eval_cache: tuple[int, EvalSample] | None = None
 
     # ----------------------------------------------------------------- layouts
     def _train_seeds(self, batch_size: int) -> list[int]:
@@ -143,7 +176,7 @@ class GANModule(pl.LightningModule):
     # ---------------------------------------------------------------- training
     def configure_optimizers(self):
         hp = self.hparams
-        groups = [{"params": list(self.generator.parameters()), "lr": hp.lr_g}]
+        groups = [{"params": [p for p in self.generator.parameters() if p.requires_grad], "lr": hp.lr_g}]
         if self.topography is not None:  # same G loss, own learning rate and momentum
             # A few scalars with a noisy adversarial gradient: the GAN's beta1 = 0.5 makes Adam
             # close to sign-SGD (each step ~lr whatever the signal); beta1 = 0.9 averages the
@@ -152,7 +185,19 @@ class GANModule(pl.LightningModule):
             groups.append({"params": topo, "lr": hp.lr_topo, "betas": tuple(hp.topo_betas)})
         opt_g = torch.optim.Adam(groups, lr=hp.lr_g, betas=tuple(hp.betas))
         opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=hp.lr_d, betas=tuple(hp.betas))
-        return opt_g, opt_d
+        factor = self._lr_factor_fn()
+        scheds = [torch.optim.lr_scheduler.LambdaLR(opt, factor) for opt in (opt_g, opt_d)]
+        return [opt_g, opt_d], scheds
+
+    def _lr_factor_fn(self):
+        """Learning-rate factor per training batch: 1, or linear from 1 to ``lr_end_factor`` over
+        the run's batches (known only with an epoch or step limit)."""
+        hp = self.hparams
+        total = self.trainer.estimated_stepping_batches if self._trainer is not None else float("inf")
+        if hp.lr_decay == "constant" or not 0 < total < float("inf"):
+            return lambda batch: 1.0
+        end = float(hp.lr_end_factor)
+        return lambda batch: 1.0 - (1.0 - end) * min(batch / max(total - 1, 1), 1.0)
 
     def _in_averaging_tail(self) -> bool:
         """Whether this epoch belongs to the averaged tail of the law's trajectory (never when the
@@ -180,6 +225,7 @@ class GANModule(pl.LightningModule):
             opt_g.zero_grad()
             self.manual_backward(loss_g)
             opt_g.step()
+            self.generator.update_ema()
             if learning_law:
                 self.topography.update_averages(tail=self._in_averaging_tail())
 
@@ -190,6 +236,8 @@ class GANModule(pl.LightningModule):
             opt_d.zero_grad()
             self.manual_backward(loss_d)
             opt_d.step()
+        for sched in self.lr_schedulers() if self.hparams.lr_decay != "constant" else []:
+            sched.step()  # manual optimisation: the schedules are stepped here, once per batch
 
         # StyleGAN-ADA's overfitting signal r_t = E[sign D(real)] (centred for LSGAN targets 0/1).
         centre = 0.5 if self.hparams.loss == "lsgan" else 0.0
@@ -209,29 +257,34 @@ class GANModule(pl.LightningModule):
     def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
         self._val_real.append(batch.detach().cpu())
 
-    @torch.no_grad()
-    def render_eval(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Renders of the fixed evaluation layouts with fixed noise (eval mode: no dropout).
+    @property
+    def val_real(self) -> torch.Tensor | None:
+        """This rank's held-out real patches of the last validation, (R, 1, H, W) on the CPU."""
+        return torch.cat(self._val_real) if self._val_real else None
 
-        The realism metric, the image grid and the histogram callbacks all need them at the end of
-        a validation; the weights only change with an optimizer step, so one render per step is kept.
-        """
+    @torch.no_grad()
+    def eval_sample(self) -> EvalSample:
+        """The evaluation renders and masks (see :class:`EvalSample`); the weights only change
+        with an optimizer step, so one sample per step is kept."""
         if self._eval_cache is not None and self._eval_cache[0] == self.global_step:
             return self._eval_cache[1]
         was_training = self.generator.training
         self.generator.eval()
         gen = torch.Generator(device=self.device).manual_seed(12345)
-        out = self.generator(self.eval_layouts(), generator=gen)
+        layouts = self.eval_layouts()
+        out = self.generator(layouts, generator=gen)
         self.generator.train(was_training)
-        result = out.image.cpu(), {k: v.cpu() for k, v in out.params.items()}
-        self._eval_cache = (self.global_step, result)
-        return result
+        classes, instances = self.generator.renderer.masks(layouts)
+        sample = EvalSample(out.image.cpu(), {k: v.cpu() for k, v in out.params.items()}, classes, instances)
+        self._eval_cache = (self.global_step, sample)
+        return sample
 
     def on_validation_epoch_end(self) -> None:
-        if not self._val_real:
+        real = self.val_real
+        if real is None:
             return
-        real = torch.cat(self._val_real)
-        fake, params = self.render_eval()
+        sample = self.eval_sample()
+        fake, params = sample.fake, sample.params
         local = torch.tensor(
             [swd(real, fake, seed=0)["mean"], histogram_distance(real, fake)], device=self.device
         )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from diffrendergan.errors import ConfigError
+from diffrendergan.errors import ConfigError, DataError
 from diffrendergan.models.generator import Generator
 from diffrendergan.utils.checkpoints import read_checkpoint
 
@@ -14,7 +15,32 @@ def load_gan_module(checkpoint: str | Path):  # -> GANModule (import kept local:
     from diffrendergan.training.gan_module import GANModule
 
     read_checkpoint(checkpoint, "gan")  # one-line errors for missing, empty, foreign files
-    return GANModule.load_from_checkpoint(str(checkpoint), map_location="cpu", weights_only=True)
+    try:
+        return GANModule.load_from_checkpoint(str(checkpoint), map_location="cpu", weights_only=True)
+    except (RuntimeError, TypeError, KeyError, ValueError) as exc:  # ConfigError included
+        # a checkpoint of another code version: other parameters, networks or config keys
+        raise DataError(
+            checkpoint,
+            f"does not fit this version's generator ({_mismatch(exc)}); expected a checkpoint "
+            "written by this version of experiments.run",
+        ) from None
+
+
+_SIZE = re.compile(
+    r"size mismatch for (?P<k>\S+): .*?shape torch.Size\((?P<a>[^)]*)\).*?torch.Size\((?P<b>[^)]*)\)"
+)
+
+
+def _mismatch(exc: Exception) -> str:
+    """The first reason ``load_state_dict`` (or the module's constructor) gave, in a few words."""
+    text = str(exc)
+    if m := _SIZE.search(text):
+        return f"{m['k']} is {m['a']} in the file, {m['b']} here"
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    first = (
+        lines[1] if len(lines) > 1 and lines[0].startswith("Error(s)") else (lines or [type(exc).__name__])[0]
+    )
+    return first if len(first) <= 120 else first[:117] + "..."
 
 
 def load_generator(checkpoint: str | Path, material_name: str | None = None) -> Generator:

@@ -48,3 +48,14 @@ def read_checkpoint(path: str | Path, kind: str) -> dict[str, Any]:
         found = f"it is {KINDS[other][1].split(' (')[0]}" if other else "unknown kind"
         raise DataError(path, f"wrong checkpoint kind ({found}); expected {what}")
     return ckpt
+
+
+def resume_checkpoint(out_dir: str | Path, resume: bool) -> Path | None:
+    """``<out_dir>/checkpoints/last.ckpt`` when ``resume`` and it exists, checked to be a GAN
+    checkpoint (a corrupt or foreign file is one line now, not a traceback mid-fit); None = start
+    from scratch."""
+    last = Path(out_dir) / "checkpoints" / "last.ckpt"
+    if not resume or not last.exists():
+        return None
+    read_checkpoint(last, "gan")
+    return last

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from diffrendergan.errors import ConfigError
+
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp_path)`` then move the result to ``path``. The temp file keeps the suffix
@@ -60,3 +62,33 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def existing_folder(key: str, value: object, expected: str = "a folder") -> Path:
+    """The folder of path key ``key``, which must exist (checked now, not after training)."""
+    path = Path(str(value)).expanduser()
+    if not path.is_dir():
+        what = "is a file" if path.exists() else "does not exist"
+        raise ConfigError(key, f"{path} {what}; expected {expected}")
+    return path
+
+
+def writable_folder(key: str, value: object) -> Path:
+    """The output folder of config key ``key``, created now and checked writable: a file in its
+    place, a read-only or impossible location is a :class:`ConfigError` naming the key, raised
+    before any work starts rather than when the first output is written."""
+    path = Path(str(value)).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ConfigError(key, f"{path} is a file; expected a folder to write into (new or existing)")
+    parent = next((p for p in (path, *path.parents) if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise ConfigError(key, f"cannot create {path}: {parent} is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-test.", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(key, f"cannot write to {path} ({reason}); expected a writable folder") from None
+    return path

@@ -191,11 +191,59 @@ def test_prepare_patches_bad_files_strict_and_lenient(tmp_path, caplog):
     Image.fromarray(_u8(particle_image(100, 100))).save(raw / "small.png")
     with pytest.raises(DataError, match=r"broken\.tif"):
         prepare_patches(raw, out, size=128, stride=128)
+    assert not [p for p in out.rglob("*") if p.is_file()]  # no partial patch set, no manifest
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # nor a staging folder
     with caplog.at_level(logging.WARNING):
         patches = prepare_patches(raw, out, size=128, stride=128, strict=False)
     assert patches
     assert "broken.tif" in caplog.text and "small.png" in caplog.text
     assert {Path(p.source).name for p in patches} == {"img0.png", "img1.png", "img2.tif"}
+
+
+def test_prepare_patches_strict_failure_keeps_an_earlier_set(tmp_path):
+    """A strict run that fails on a bad file leaves the folder's earlier, complete set as it was
+    (patches and manifest): nothing of the failed run is published."""
+    raw, out = _raw_folder(tmp_path), tmp_path / "out"
+    prepare_patches(raw, out, size=128, stride=128)
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    (raw / "zz_broken.tif").write_bytes(b"II*\x00garbage")
+    Image.fromarray(_u8(particle_image(seed=9))).save(raw / "aa_new.png")  # cut before the failure
+    with pytest.raises(DataError, match=r"zz_broken\.tif"):
+        prepare_patches(raw, out, size=128, stride=128)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_patch_cache_notices_a_replaced_file(tmp_path):
+    """The patch cache of experiments.run is keyed on every input file (name, size, mtime): a
+    file replaced under the same name gives a new cache entry cut from the new content."""
+    import os
+
+    import yaml
+    from omegaconf import OmegaConf
+
+    from diffrendergan.config import material_from_dict
+    from diffrendergan.tasks.train import prepare_real_data
+
+    raw = _raw_folder(tmp_path)
+    raw_material = yaml.safe_load((REPO / "configs" / "material" / "sio2.yaml").read_text())
+    material = material_from_dict({**raw_material, "image_size": 128})
+    data = OmegaConf.create(
+        {"real_dir": str(raw), "labeled_dir": None, "pixel_size_nm": None, "target_pixel_size_nm": None,
+         "crop_bottom_px": None, "patch_size": 128, "stride": 128, "page": 0, "strict": True}
+    )  # fmt: skip
+    first = prepare_real_data(data, material, tmp_path / "cache").patch_dir
+    assert prepare_real_data(data, material, tmp_path / "cache").patch_dir == first  # a cache hit
+    target = raw / "img1.png"
+    stat = target.stat()
+    Image.fromarray(_u8(with_bar(particle_image(seed=7), 30))).save(target)  # same name, new content
+    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    second = prepare_real_data(data, material, tmp_path / "cache").patch_dir
+    assert second != first and (second / "manifest.jsonl").is_file()
+    new = np.asarray(Image.open(second / read_manifest(second / "manifest.jsonl")[0].file))
+    assert new.shape == (128, 128)
+    old_files = {p.name: p.read_bytes() for p in (first / "patches").glob("img1_*.png")}
+    new_files = {p.name: p.read_bytes() for p in (second / "patches").glob("img1_*.png")}
+    assert new_files and new_files != old_files
 
 
 def test_prepare_patches_small_image_strict_names_file(tmp_path):

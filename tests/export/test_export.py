@@ -143,3 +143,33 @@ def test_rejects_layouts_with_too_little_background(tmp_path: Path) -> None:
 def test_seed_formula(gen: Generator, tmp_path: Path) -> None:
     export_dataset(gen, tmp_path, 2, seed=2, progress=False)
     assert [m["seed"] for m in read_meta(tmp_path)] == [2 * SEED_STRIDE, 2 * SEED_STRIDE + 1]
+
+
+def test_resume_refuses_another_checkpoint_or_weights(gen: Generator, tmp_path: Path) -> None:
+    """The fingerprint holds the checkpoint file's hash and the parameter network's weights: an
+    export of another checkpoint (or other weights) is refused with one line naming the part."""
+    export_dataset(gen, tmp_path, 2, checkpoint_sha256="a" * 64, progress=False)
+    with pytest.raises(ConfigError) as err:
+        export_dataset(gen, tmp_path, 3, checkpoint_sha256="b" * 64, progress=False)
+    message = str(err.value)
+    assert message.startswith("out_dir: ") and "\n" not in message
+    assert "checkpoint (sha256 aaaaaaaaaaaa vs sha256 bbbbbbbbbbbb)" in message
+    other = small_generator()
+    with torch.no_grad():
+        next(other.net.parameters()).add_(1.0)
+    with pytest.raises(ConfigError, match=r"generator weights \(sha256 \w+ vs sha256 \w+\)"):
+        export_dataset(other, tmp_path, 3, checkpoint_sha256="a" * 64, progress=False)
+    assert len(read_meta(tmp_path)) == 2  # nothing was added to the refused folder
+
+
+def test_fewer_images_than_the_export_holds_is_refused(gen: Generator, tmp_path: Path) -> None:
+    """n_images below what the folder holds: one line saying how many there are and what to pass,
+    and the export left as it was (no silent '2 already there' over a folder of 4)."""
+    export_dataset(gen, tmp_path, 4, progress=False)
+    before = snapshot(tmp_path)
+    with pytest.raises(ConfigError) as err:
+        export_dataset(gen, tmp_path, 2, progress=False)
+    message = str(err.value)
+    assert message.startswith("n_images: 2 requested") and "already holds 4 images" in message
+    assert "n_images=4" in message and "\n" not in message
+    assert snapshot(tmp_path) == before

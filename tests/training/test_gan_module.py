@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import pytorch_lightning as pl
 import torch
 import yaml
@@ -64,9 +65,16 @@ def test_training_step_updates_both_networks(tmp_path: Path) -> None:
     )
     real = torch.rand(4, 1, 64, 64)
     trainer.fit(module, torch.utils.data.DataLoader(real, batch_size=2))
-    assert any(not torch.equal(a, b) for a, b in zip(g0, module.generator.parameters()))
-    assert any(not torch.equal(a, b) for a, b in zip(d0, module.discriminator.parameters()))
     assert trainer.global_step == 2  # one G and one D step per batch
+    # Adam's first step moves every parameter with a gradient by its learning rate (m / sqrt(v) =
+    # sign(g) after bias correction): exactly one step each, with each network's own rate.
+    for before, net, lr in ((g0, module.generator.net, 2e-4), (d0, module.discriminator, 1e-4)):
+        after = list(net.parameters())
+        step = torch.cat([(a - b).abs().flatten() for a, b in zip(after, before[: len(after)])])
+        moved = step[step > 0]
+        assert moved.numel() > 0.5 * step.numel()
+        assert torch.allclose(moved.median(), torch.tensor(lr), rtol=0.05)
+        assert moved.max() <= lr * 1.05
 
 
 def test_same_seed_same_first_epoch_losses(tmp_path: Path) -> None:
@@ -102,3 +110,59 @@ def test_checkpoint_roundtrip_rebuilds_generator(tmp_path: Path) -> None:
     loaded.eval()
     with torch.no_grad():
         assert torch.allclose(module.generator.unit_params(layouts), loaded.generator.unit_params(layouts))
+
+
+def test_ema_averages_the_weights_and_predicts_in_eval_mode() -> None:
+    module = GANModule(_material(), {}, layout_pool=4, n_eval=2, ema_decay=0.5)
+    g = module.generator
+    weights = [p for p in g.net.parameters()]
+    with torch.no_grad():
+        for p in weights:
+            p.fill_(0.001)
+        g.update_ema()  # the first update copies
+        for p in weights:
+            p.fill_(-0.003)
+        g.update_ema()  # then d * 0.001 + (1 - d) * -0.003 with the warm-up's d = min(0.5, 2 / 11)
+    d = 2.0 / 11.0
+    expected = d * 0.001 + (1 - d) * -0.003
+    assert all(torch.allclose(p, torch.full_like(p, expected)) for p in g.net_ema.module.parameters())
+    layouts = g.layouts([1, 2])
+    g.train()
+    live = g.unit_params(layouts)
+    g.eval()
+    averaged = g.unit_params(layouts)
+    assert g.predictor is g.net_ema.module and not torch.allclose(live, averaged)
+    assert not any(p.requires_grad for p in g.net_ema.parameters())  # no optimizer touches it
+
+
+def test_checkpoint_roundtrip_keeps_the_average(tmp_path: Path) -> None:
+    module = GANModule(_material(), {}, layout_pool=4, n_eval=2, ema_decay=0.9)
+    trainer = pl.Trainer(
+        max_steps=6, logger=False, enable_checkpointing=False, enable_progress_bar=False, accelerator="cpu"
+    )
+    trainer.fit(module, torch.utils.data.DataLoader(torch.rand(6, 1, 64, 64), batch_size=2))
+    assert int(module.generator.net_ema.n_averaged) == 3  # one update per G step
+    path = tmp_path / "g.ckpt"
+    trainer.save_checkpoint(path)
+    loaded = GANModule.load_from_checkpoint(path, map_location="cpu")
+    layouts = module.generator.layouts([1, 2])
+    module.eval()
+    loaded.eval()
+    with torch.no_grad():
+        assert torch.allclose(module.generator.unit_params(layouts), loaded.generator.unit_params(layouts))
+        module.generator.train()
+        assert not torch.allclose(
+            module.generator.unit_params(layouts), loaded.generator.unit_params(layouts)
+        )
+
+
+def test_linear_lr_decay_reaches_the_end_factor() -> None:
+    module = GANModule(_material(), {}, layout_pool=4, n_eval=2, lr_decay="linear", lr_end_factor=0.1)
+    trainer = pl.Trainer(
+        max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False, accelerator="cpu"
+    )
+    trainer.fit(module, torch.utils.data.DataLoader(torch.rand(8, 1, 64, 64), batch_size=2))  # 4 batches
+    opt_g, opt_d = module.optimizers()
+    # after the 4th (last) batch the schedules have taken 4 steps: factor 1 - 0.9 * 4 / 3 -> clipped at 0.1
+    assert opt_g.param_groups[0]["lr"] == pytest.approx(2e-4 * 0.1)
+    assert opt_d.param_groups[0]["lr"] == pytest.approx(1e-4 * 0.1)

@@ -1,0 +1,35 @@
+"""Checkpoints written the way training writes them, without training (for loading, export and
+error-path tests)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def save_module_checkpoint(module, path: Path) -> Path:
+    """A LightningModule written the way training writes it (a Lightning checkpoint with its
+    hyperparameters), without a training step."""
+    import pytorch_lightning as pl
+
+    trainer = pl.Trainer(
+        accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False
+    )
+    trainer.strategy.connect(module)
+    trainer.save_checkpoint(path)
+    return path
+
+
+def save_gan_checkpoint(path: Path, material: str = "sio2", image_size: int = 64, **material_over) -> Path:
+    """An untrained GAN checkpoint: enough to load, export and fingerprint without a training run."""
+    import torch
+    import yaml
+
+    from diffrendergan.training.gan_module import GANModule
+
+    raw = yaml.safe_load((ROOT / "configs" / "material" / f"{material}.yaml").read_text())
+    raw.update(image_size=image_size, count={"kind": "uniform", "low": 2, "high": 4}, **material_over)
+    renderer = yaml.safe_load((ROOT / "configs" / "renderer" / "default.yaml").read_text())
+    torch.manual_seed(0)
+    return save_module_checkpoint(GANModule(raw, renderer, layout_pool=2, n_eval=2), path)

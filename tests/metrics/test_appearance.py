@@ -1,0 +1,95 @@
+"""Appearance statistics on hand-made images with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from diffrendergan.metrics.appearance import (
+    N_BINS,
+    appearance_difference,
+    appearance_stats,
+    particle_profiles,
+    radial_bins,
+    whole_particles,
+)
+
+
+def _disc(shape: tuple[int, int], centre: tuple[int, int], radius: float) -> np.ndarray:
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    return np.hypot(yy - centre[0], xx - centre[1]) <= radius
+
+
+def _scene(rim: float, core: float, substrate: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """Two discs of radius 12 whose intensity goes linearly from ``rim`` to ``core``."""
+    shape = (96, 96)
+    inst = np.zeros(shape, np.int32)
+    image = np.full(shape, substrate)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    for k, c in enumerate(((30, 30), (62, 64)), start=1):
+        disc = _disc(shape, c, 12)
+        inst[disc] = k
+        r = np.hypot(yy - c[0], xx - c[1]) / 12.0
+        image[disc] = (core + (rim - core) * r)[disc]
+    return image, inst
+
+
+def test_radial_bins_run_from_rim_to_core() -> None:
+    _, inst = _scene(1.0, 0.0)
+    bins = radial_bins(inst)
+    assert (bins[inst == 0] == -1).all()
+    assert bins[30, 30] == N_BINS - 1  # centre of disc 1
+    assert bins[30, 18] == 0  # on its outline
+    assert set(np.unique(bins[inst == 1])) == set(range(N_BINS))
+
+
+@pytest.mark.parametrize(("rim", "core"), [(0.9, 0.3), (0.5, 0.6)])
+def test_profile_follows_the_shading(rim: float, core: float) -> None:
+    image, inst = _scene(rim, core)
+    stats = appearance_stats([(image, inst)])
+    assert stats.n_particles == 2
+    assert stats.profile[0] == pytest.approx(rim, abs=0.1)
+    assert stats.profile[-1] == pytest.approx(core, abs=0.1)
+    assert np.sign(np.diff(stats.profile)).tolist() == [np.sign(core - rim)] * (N_BINS - 1)
+    assert stats.substrate == pytest.approx(0.1)
+    assert stats.core_rim == pytest.approx(stats.profile[-1] / stats.profile[0])
+
+
+def test_border_particles_and_specks_are_not_whole() -> None:
+    inst = np.zeros((40, 40), np.int32)
+    inst[0:10, 5:15] = 1  # touches the top border
+    inst[20:30, 20:30] = 2  # whole
+    inst[35, 35] = 3  # a 1-px speck
+    kept = whole_particles(inst)
+    assert set(np.unique(kept)) == {0, 2}
+    assert particle_profiles(np.ones((40, 40)), inst).shape == (1, N_BINS)
+
+
+def test_rim_gradient_sees_hard_edges_core_gradient_sees_shading() -> None:
+    flat, inst = _scene(0.6, 0.6)
+    shaded, _ = _scene(0.9, 0.1)
+    a, b = appearance_stats([(flat, inst)]), appearance_stats([(shaded, inst)])
+    assert a.core_gradient == pytest.approx(0.0, abs=1e-9)
+    assert b.core_gradient > 0.01
+    assert a.rim_gradient > 0.05
+
+
+def test_substrate_spectrum_of_white_noise_is_flat_and_blur_removes_high_frequencies() -> None:
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0.5, 0.05, (256, 256))
+    empty = np.zeros((256, 256), np.int32)
+    white = appearance_stats([(noise, empty)]).substrate_psd
+    blurred = appearance_stats([(gaussian_filter(noise, 1.5), empty)]).substrate_psd
+    assert max(white) - min(white) < 0.3  # flat within a factor 2
+    assert blurred[-1] < white[-1] - 1.0  # high band at least 10x weaker
+    assert appearance_stats([(noise, empty)]).n_particles == 0
+
+
+def test_difference_of_identical_sets_is_zero() -> None:
+    image, inst = _scene(0.8, 0.4)
+    s = appearance_stats([(image, inst)])
+    diff = appearance_difference(s, s)
+    assert diff["profile_max_abs"] == 0.0
+    assert diff["substrate"] == 0.0

@@ -1,0 +1,104 @@
+"""Every config composes and validates: each material x experiment x renderer x trainer x logger
+of the main job, and every other entry point's config."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from diffrendergan.config import material_from_dict, renderer_from_dict
+from diffrendergan.errors import ConfigError
+from diffrendergan.schemas import check_run
+from diffrendergan.segmentation.recipe import segmenter_from_dict
+from diffrendergan.training.gan_module import GANModule
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def _options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONFIGS / group).glob("*.yaml"))
+
+
+def _compose(name: str, overrides: list[str]):
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIGS), job_name="test"):
+        return compose(config_name=name, overrides=overrides)
+
+
+# Every material x experiment x renderer x trainer; the logger does not interact with them, so
+# each logger is tried once.
+RUN_COMBINATIONS = [
+    (*combo, "csv")
+    for combo in itertools.product(
+        _options("material"), _options("experiment"), _options("renderer"), _options("trainer")
+    )
+] + [("sio2", "smoke", "default", "cpu", logger) for logger in _options("logger")]
+
+
+@pytest.mark.parametrize(("material", "experiment", "renderer", "trainer", "logger"), RUN_COMBINATIONS)
+def test_every_run_combination_composes_and_validates(
+    material: str, experiment: str, renderer: str, trainer: str, logger: str
+) -> None:
+    cfg = _compose(
+        "run",
+        [f"+material={material}", f"experiment={experiment}", f"renderer={renderer}", f"trainer={trainer}",
+         f"logger={logger}", "paths.cache_dir=/tmp", "paths.output_dir=/tmp"],
+    )  # fmt: skip
+    if cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="trainer.accelerator"):
+            check_run(cfg)  # a GPU trainer without a GPU: one line, before anything starts
+    else:
+        check_run(cfg)
+    m = material_from_dict(OmegaConf.to_container(cfg.material, resolve=True))
+    renderer_from_dict(OmegaConf.to_container(cfg.renderer, resolve=True))
+    segmenter_from_dict(cfg.segmenter)
+    assert m.name == material
+    chosen = OmegaConf.load(CONFIGS / "trainer" / f"{trainer}.yaml")
+    assert cfg.trainer.accelerator == chosen.accelerator  # the command line's group choice wins
+
+
+@pytest.mark.parametrize(
+    ("material", "renderer"), list(itertools.product(_options("material"), _options("renderer")))
+)
+def test_every_material_and_renderer_builds_a_gan_module(material: str, renderer: str) -> None:
+    cfg = _compose("run", [f"+material={material}", f"renderer={renderer}", "experiment=smoke"])
+    module = GANModule(
+        OmegaConf.to_container(cfg.material, resolve=True),
+        OmegaConf.to_container(cfg.renderer, resolve=True),
+        ema_decay=float(cfg.model.ema_decay),
+        lr_decay=str(cfg.model.lr_decay),
+    )
+    unit = module.generator.unit_params(module.generator.layouts([0]))
+    assert unit.shape == (1, module.generator.space.dim) and torch.isfinite(unit).all()
+
+
+ENTRY_POINTS = {
+    "generate": ["+material=tio2"],
+    "segment": ["train_dir=/x", "test_dir=/y"],
+    "compare": ["+material=tio2", "test_dir=/y"],
+    "realism": ["real_dir=/x", "fake_dir=/y"],
+    "prepare": ["data.raw_dir=/x", "data.out_dir=/y"],
+    "preview": ["+material=tio2"],
+    "ceilings": ["labeled_dir=/x"],
+    "analyze": ["segmenter_path=/x", "input_dir=/y"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(ENTRY_POINTS))
+def test_every_entry_point_config_composes(name: str) -> None:
+    cfg = _compose(name, ENTRY_POINTS[name])
+    resolved = OmegaConf.to_container(cfg, resolve=False)
+    assert isinstance(resolved, dict) and resolved
+    if "segmenter" in cfg:
+        segmenter_from_dict(cfg.segmenter)
+
+
+def test_entry_point_list_is_complete() -> None:
+    groups = {p.parent.name for p in CONFIGS.glob("*/*.yaml")}
+    tops = {p.stem for p in CONFIGS.glob("*.yaml")} - {"run"}
+    assert tops == set(ENTRY_POINTS), "a new entry point config: add it to ENTRY_POINTS"
+    assert {"material", "experiment", "renderer", "trainer", "logger"} <= groups
