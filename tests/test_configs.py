@@ -49,7 +49,7 @@ def test_every_run_combination_composes_and_validates(
          f"logger={logger}", "paths.cache_dir=/tmp", "paths.output_dir=/tmp"],
     )  # fmt: skip
     if cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
-        with pytest.raises(ConfigError, match="trainer.accelerator"):
+        with pytest.raises(ConfigError, match=r"trainer\.accelerator"):
             check_run(cfg)  # a GPU trainer without a GPU: one line, before anything starts
     else:
         check_run(cfg)
