@@ -6,7 +6,8 @@
 Every figure is the median of >= 5 repeats after a warm-up, measured in this process, next to the
 in-run baseline it is compared against (naive full-image PyTorch3D rasterization, no cache).
 Targets (benchmarks/README.md): gan_step_s <= 1.25 x disc_step_s; export >= 4 images/s at 256 px
-with 20-50 particles; cost at most linear in particles and pixels; peak RSS < 4 GB.
+with 20-50 particles; cost at most linear in particles and pixels; peak RSS < 4 GB; one tio2
+layout <= 30 ms.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from diffrendergan.config import CountLaw, MaterialConfig, RendererConfig, mater
 from diffrendergan.models.discriminator import PatchDiscriminator
 from diffrendergan.models.gan_losses import lsgan_d, lsgan_g
 from diffrendergan.models.generator import Generator
-from diffrendergan.scene.layout import build_particles
+from diffrendergan.scene.layout import build_particles, sample_layout
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {
@@ -39,6 +40,7 @@ TARGETS = {
     "export_images_per_s": ">= 4 at 256 px, 20-50 particles (CPU)",
     "scaling": "at most linear in particles and pixels",
     "peak_rss_gb": "< 4 at 1024 px, 200 particles",
+    "layout_sample_ms": "<= 30 per tio2 layout (CPU)",
 }
 
 
@@ -137,6 +139,17 @@ def export_figure(n_images: int = 16, particles: int = 30) -> dict:
         "export_particles": particles,
         "export_images": n_images,
     }
+
+
+def layout_figures(seeds: int = 20) -> dict:
+    """Median ms per ``sample_layout`` (shipped configs, guard band included) over ``seeds`` seeds
+    after a warm-up: the CPU work behind every fresh layout of a GAN step or an export."""
+    out: dict = {"seeds": seeds}
+    for name in ("tio2", "sio2", "agnw"):
+        m = load_material(name)
+        seed = iter(range(seeds + 1))
+        out[name] = 1e3 * median_time(lambda m=m, seed=seed: sample_layout(m, next(seed)), seeds)
+    return out
 
 
 def soft_coverage_figure(repeats: int) -> dict:
@@ -305,6 +318,8 @@ def main(argv: list[str] | None = None) -> dict:
         {k: step1[k] for k in ("gan_step_s", "disc_step_s", "render_share", "baseline_gan_step_s", "speedup")}
     )
     res["baseline"] = "naive full-image PyTorch3D rasterization, no fragment cache, same process"
+    res["layout_sample_ms"] = layout_figures()
+    res["layout_over_disc_step"] = res["layout_sample_ms"]["tio2"] / 1e3 / step1["disc_step_s"]
     res["batch8"] = gan_step_figures(8, max(3, args.repeats // 2))
     res.update(export_figure())
     sio2 = load_material("sio2")

@@ -88,6 +88,8 @@ class ModelSchema:
     ema_decay: float = 0.0
     lr_decay: str = "constant"
     lr_end_factor: float = 0.1
+    particle_weight: float = 0.0
+    d_norm: str = "instance"
 
 
 @dataclass
@@ -317,6 +319,11 @@ def check_model(node: Any, key: str = "model") -> ModelSchema:
     at_least(f"{key}.topo_warmup_epochs", m.topo_warmup_epochs, 0)
     fraction(f"{key}.topo_average_from", m.topo_average_from)
     fraction(f"{key}.ema_decay", m.ema_decay, upper_open=True)
+    at_least(f"{key}.particle_weight", m.particle_weight, 0.0)
+    if m.d_norm not in ("instance", "spectral", "none"):
+        raise ConfigError(
+            f"{key}.d_norm", f"expected one of ('instance', 'spectral', 'none'), got {m.d_norm!r}"
+        )
     if m.lr_decay not in ("constant", "linear"):
         raise ConfigError(f"{key}.lr_decay", f"expected one of ('constant', 'linear'), got {m.lr_decay!r}")
     if not 0.0 < m.lr_end_factor <= 1.0:

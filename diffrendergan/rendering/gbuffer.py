@@ -70,25 +70,42 @@ class GBuffer:
         return GBuffer(**kw)
 
 
-def edge_distance(instance: torch.Tensor, pixel_size_nm: float) -> torch.Tensor:
-    """Distance (nm) from every pixel to the nearest pixel where the instance id changes.
+def edge_distance(instance: torch.Tensor, height: torch.Tensor, pixel_size_nm: float) -> torch.Tensor:
+    """Distance (nm) from every particle pixel to its own particle's free edge.
 
-    instance: (B, H, W) -> (B, 1, H, W). Edges are marked on both sides of every id change.
+    A particle pixel is on a free edge when a 4-neighbour is substrate or a surface lower by more
+    than one pixel size (the particle stands in front of it): there secondary electrons escape
+    through the side as well as the top (the edge effect). The rear particle of an occlusion and
+    two grains meeting in a crease have no free edge there. Pixels whose nearest free edge belongs
+    to another particle, and substrate pixels, get 1e4 nm (no edge effect); the image border is
+    not an edge (the specimen continues). instance (B, H, W), height (B, H, W) -> (B, 1, H, W).
     """
-    inst = instance.numpy()
-    out = np.empty(inst.shape, dtype=np.float32)
+    inst, h = instance.numpy(), height.numpy()
+    out = np.full(inst.shape, 1e4, dtype=np.float32)
     for b in range(inst.shape[0]):
-        a = inst[b]
-        edge = np.zeros(a.shape, dtype=bool)
-        edge[:, 1:] |= a[:, 1:] != a[:, :-1]
-        edge[:, :-1] |= a[:, 1:] != a[:, :-1]
-        edge[1:, :] |= a[1:, :] != a[:-1, :]
-        edge[:-1, :] |= a[1:, :] != a[:-1, :]
-        if edge.any():
-            out[b] = ndimage.distance_transform_edt(~edge) * pixel_size_nm
-        else:
-            out[b] = 1e4
+        edge = _free_edges(inst[b], h[b], step=pixel_size_nm)
+        for k, box in enumerate(ndimage.find_objects(inst[b]), start=1):
+            own = inst[b][box] == k if box is not None else None
+            if own is None or not (edge[box] & own).any():
+                continue
+            dist = ndimage.distance_transform_edt(~(edge[box] & own))  # to the particle's own edges
+            out[b][box][own] = dist[own] * pixel_size_nm
     return torch.from_numpy(out)[:, None]
+
+
+def _free_edges(inst: np.ndarray, height: np.ndarray, step: float) -> np.ndarray:
+    """(H, W) bool: particle pixels next to substrate or to a surface lower by more than ``step``."""
+    edge = np.zeros(inst.shape, dtype=bool)
+    for axis in (0, 1):
+        for shift in (1, -1):
+            nb_inst = np.roll(inst, shift, axis)
+            nb_h = np.roll(height, shift, axis)
+            free = (inst > 0) & (nb_inst != inst) & ((nb_inst == 0) | (nb_h < height - step))
+            border = [slice(None)] * 2
+            border[axis] = 0 if shift == 1 else -1  # np.roll wraps: the image border is no edge
+            free[tuple(border)] = False
+            edge |= free
+    return edge
 
 
 # Secondary electrons blocked on their way to the detector are those emitted close to a wall:
@@ -166,23 +183,15 @@ def _axis_shadow(
     return back[quarter](occl).contiguous()
 
 
-def substrate_texture(seeds: list[int], size: int, ridge_scale_px: float = 5.0) -> torch.Tensor:
-    """Seeded substrate texture (B, 1, H, W), zero mean and unit std per image.
-
-    Two components, as seen on carbon/silicon supports in SE images: a smooth undulation and a
-    network of thin, curvy ridges (the zero-level lines of band-limited noise, which look like the
-    worm-like residues on real substrates).
-    """
+def substrate_texture(seeds: list[int], size: int, scale_px: float = 8.0) -> torch.Tensor:
+    """Seeded smooth undulation of the support film (B, 1, H, W), zero mean and unit std per
+    image. (Thin bright structures on the film are its residue: :func:`substrate_residue`.)"""
     out = []
     for seed in seeds:
         rng = np.random.default_rng(int(seed) + 7919)
-        smooth = ndimage.gaussian_filter(rng.standard_normal((size, size)), 8.0, mode="wrap")
-        field = ndimage.gaussian_filter(rng.standard_normal((size, size)), ridge_scale_px, mode="wrap")
-        field /= field.std() + 1e-9
-        ridges = np.exp(-((field / 0.12) ** 2))
-        acc = smooth / (smooth.std() + 1e-9) * 0.5 + ridges / (ridges.std() + 1e-9)
-        acc = (acc - acc.mean()) / (acc.std() + 1e-9)
-        out.append(torch.from_numpy(acc.astype(np.float32)))
+        smooth = ndimage.gaussian_filter(rng.standard_normal((size, size)), scale_px, mode="wrap")
+        smooth = (smooth - smooth.mean()) / (smooth.std() + 1e-9)
+        out.append(torch.from_numpy(smooth.astype(np.float32)))
     return torch.stack(out)[:, None]
 
 
@@ -230,7 +239,7 @@ def build_gbuffer(
         height=maps.height[:, None],
         normal=maps.normal,
         facing=facing_detector(maps.normal, azimuth_deg),
-        edge_dist=edge_distance(maps.instance, pixel_size_nm),
+        edge_dist=edge_distance(maps.instance, maps.height, pixel_size_nm),
         shadow=detector_shadow(
             maps.height, pixel_size_nm, azimuth_deg, reach_px=math.ceil(SHADOW_REACH_NM / pixel_size_nm)
         ),

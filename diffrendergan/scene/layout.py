@@ -12,9 +12,9 @@ from dataclasses import dataclass, replace
 import torch
 
 from diffrendergan.config import CountLaw, MaterialConfig
-from diffrendergan.geometry.shapes import make_unit_shapes, random_rotations, vertex_normals
+from diffrendergan.geometry.shapes import UnitShapes, make_unit_shapes, random_rotations, vertex_normals
 from diffrendergan.scene.laws import sample_count, sample_sizes_and_noise
-from diffrendergan.scene.placement import place
+from diffrendergan.scene.placement import Placement, place, serial_torch
 
 
 @dataclass
@@ -65,10 +65,46 @@ class Particles:
         return Particles(self.verts.to(device), self.faces.to(device), self.normals.to(device))
 
 
-def _oriented(material: MaterialConfig, n: int, shape_seed: int, rot: torch.Tensor, sizes: torch.Tensor):
-    unit = make_unit_shapes(n, material.shape, torch.Generator().manual_seed(shape_seed))
-    rel = torch.einsum("pij,pvj->pvi", rot, unit.verts) * sizes[:, None, None]
-    return rel, unit.faces
+@serial_torch()
+def _unit_shapes(material: MaterialConfig, n: int, shape_seed: int) -> UnitShapes:
+    """The n unit shapes of a layout, regenerated from its seed (single-threaded: ``serial_torch``)."""
+    return make_unit_shapes(n, material.shape, torch.Generator().manual_seed(shape_seed))
+
+
+def _extents(
+    material: MaterialConfig, shape_seed: int, rot: torch.Tensor, sizes: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """What placement needs of P oriented particles (nm): contact radii (P,), distance from the
+    centre down to the lowest vertex (P,) and half-extent in x, y (P, 2)."""
+    n = sizes.shape[0]
+    if n == 0:
+        return torch.zeros(0), torch.zeros(0), torch.zeros(0, 2)
+    unit = _unit_shapes(material, n, shape_seed).verts
+    rel = torch.einsum("pij,pvj->pvi", rot, unit) * sizes[:, None, None]  # (P, V, 3)
+    radii = sizes / 2 if material.shape.family == "wire" else rel.norm(dim=-1).mean(1)
+    return radii, -rel[..., 2].amin(1), rel[..., :2].abs().amax(1)
+
+
+@dataclass
+class FieldSample:
+    """The whole laid-out field of one seed, before the image window is cut (field coordinates).
+
+    sizes, eps: (P,) float; second: (P,) bool; rotation: (P, 3, 3); radii: (P,) contact radii;
+    bottoms: (P,) resting height of each centre; reach: (P, 2) half-extent in x, y (all nm);
+    placement: where each went, in which agglomerate, touching which particle. Tests check the
+    placement laws on it; :func:`sample_layout` cuts the image window out of it.
+    """
+
+    field: MaterialConfig
+    sizes: torch.Tensor
+    eps: torch.Tensor
+    second: torch.Tensor
+    shape_seed: int
+    rotation: torch.Tensor
+    radii: torch.Tensor
+    bottoms: torch.Tensor
+    reach: torch.Tensor
+    placement: Placement
 
 
 def scaled_to_size(material: MaterialConfig, size: int) -> MaterialConfig:
@@ -94,51 +130,54 @@ def field_material(material: MaterialConfig) -> MaterialConfig:
     return replace(field, placement=replace(field.placement, guard=0.0, margin=0.0))
 
 
-def sample_layout(material: MaterialConfig, seed: int) -> Layout:
-    """Draw count, sizes, shapes, orientations and positions for one image (deterministic in seed).
-
-    With a guard band the specimen is laid out over the larger field and the layout keeps the
-    particles that reach into the image window at its centre, in image coordinates."""
+def sample_field(material: MaterialConfig, seed: int) -> FieldSample:
+    """Draw count, sizes, shapes, orientations and positions over the laid-out field (the image
+    plus its guard band, :func:`field_material`); deterministic in seed. Warns about particles that
+    found no spot."""
     field = field_material(material)
     gen = torch.Generator().manual_seed(int(seed))
-    n = sample_count(field.count, gen)
-    sizes, eps, second = sample_sizes_and_noise(field.size, n, gen)
-    shape_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen))
-    flat = material.shape.family == "wire"
-    rot = random_rotations(n, gen, flat=flat)
-    rel, _ = _oriented(material, n, shape_seed, rot, sizes)
-    if n:
-        radii = sizes / 2 if flat else rel.norm(dim=-1).mean(1)
-        bottoms = -rel[..., 2].min(1).values
-    else:
-        radii = bottoms = torch.zeros(0)
-    fov = field.image_size * field.pixel_size_nm
-    pl = place(radii, bottoms, (fov, fov), field.placement, gen)
+    with serial_torch():
+        n = sample_count(field.count, gen)
+        sizes, eps, second = sample_sizes_and_noise(field.size, n, gen)
+        shape_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen))
+        rot = random_rotations(n, gen, flat=material.shape.family == "wire")
+        radii, bottoms, reach = _extents(material, shape_seed, rot, sizes)
+        fov = field.image_size * field.pixel_size_nm
+        pl = place(radii, bottoms, (fov, fov), field.placement, gen)
     if pl.n_unplaced:
         warnings.warn(
             f"{pl.n_unplaced} of {n} particles could not be placed (seed {seed}); "
             "lower material.count or raise material.placement.overlap_tolerance/max_tries",
             RuntimeWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
-    keep, centres = pl.placed, pl.centres
-    if field is not material:  # image window at the field's centre
-        shift = (field.image_size - material.image_size) / 2 * material.pixel_size_nm
+    return FieldSample(field, sizes, eps, second, shape_seed, rot, radii, bottoms, reach, pl)
+
+
+def sample_layout(material: MaterialConfig, seed: int) -> Layout:
+    """Draw count, sizes, shapes, orientations and positions for one image (deterministic in seed).
+
+    With a guard band the specimen is laid out over the larger field and the layout keeps the
+    particles that reach into the image window at its centre, in image coordinates."""
+    f = sample_field(material, seed)
+    n = f.sizes.shape[0]
+    keep, centres = f.placement.placed, f.placement.centres
+    if f.field is not material:  # image window at the field's centre
+        shift = (f.field.image_size - material.image_size) / 2 * material.pixel_size_nm
         centres = centres - torch.tensor([shift, shift, 0.0])
         window = material.image_size * material.pixel_size_nm
-        reach = rel[..., :2].abs().amax(1) if n else torch.zeros(0, 2)  # (P, 2) half-extent in x, y
-        keep = keep & ((centres[:, :2] + reach > 0) & (centres[:, :2] - reach < window)).all(1)
-    xyzs = torch.cat([centres[keep], sizes[keep, None]], 1).float()
+        keep = keep & ((centres[:, :2] + f.reach > 0) & (centres[:, :2] - f.reach < window)).all(1)
+    xyzs = torch.cat([centres[keep], f.sizes[keep, None]], 1).float()
     return Layout(
         xyzs=xyzs,
-        rotation=rot[keep],
+        rotation=f.rotation[keep],
         shape_index=torch.arange(n)[keep],
-        shape_seed=shape_seed,
+        shape_seed=f.shape_seed,
         n_shapes=n,
         n_requested=n,
         seed=int(seed),
-        size_eps=eps[keep],
-        size_second=second[keep],
+        size_eps=f.eps[keep],
+        size_second=f.second[keep],
     )
 
 
@@ -152,7 +191,7 @@ def build_particles(layout: Layout, material: MaterialConfig, sizes: torch.Tenso
     if layout.n == 0:
         return Particles(torch.zeros(0, 3, 3), torch.zeros(0, 1, 3, dtype=torch.long), torch.zeros(0, 3, 3))
     dev = layout.xyzs.device if sizes is None else sizes.device  # meshes live where the sizes do
-    unit = make_unit_shapes(layout.n_shapes, material.shape, torch.Generator().manual_seed(layout.shape_seed))
+    unit = _unit_shapes(material, layout.n_shapes, layout.shape_seed)
     verts = unit.verts[layout.shape_index].to(dev)
     faces = unit.faces[layout.shape_index].to(dev)
     xyzs = layout.xyzs.to(dev)

@@ -13,7 +13,7 @@ Physics captured (Reimer, *Scanning Electron Microscopy*, ch. 4):
 * material contrast — separate particle and substrate yields;
 * detector geometry — an Everhart-Thornley side detector sees surfaces facing it brighter and
   surfaces hidden from it (behind a particle) darker; an in-lens detector has asymmetry ~0;
-* substrate texture — faint, smooth topography of the support film, and its residue: thin bright
+* substrate texture — faint, smooth undulation of the support film, and its residue: thin bright
   loops and blobs (``residue_gain``, relative to the substrate yield); a segmenter must learn that
   these are not particles.
 HIM images show the same mechanisms with stronger edges, almost no shadowing and almost no volume

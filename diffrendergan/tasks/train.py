@@ -192,6 +192,8 @@ def gan_module_from_cfg(cfg: DictConfig, material_raw: dict, n_train: int) -> GA
         ema_decay=float(m.ema_decay),
         lr_decay=str(m.lr_decay),
         lr_end_factor=float(m.lr_end_factor),
+        particle_weight=float(m.particle_weight),
+        d_norm=str(m.d_norm),
     )
 
 

@@ -65,6 +65,11 @@ class GANModule(pl.LightningModule):
             the reported (Polyak-Ruppert) average; the epochs before are the descent from the start.
         lr_decay: "constant" or "linear": both learning rates fall linearly to ``lr_end_factor``
             times their start over the run (a GAN settles instead of swinging at full step size).
+        d_norm: the discriminator's normalisation, see
+            :class:`~diffrendergan.models.discriminator.PatchDiscriminator` (paper: instance).
+        particle_weight: w >= 0; the generator's loss weights each discriminator patch by
+            1 + w * (fraction of it covered by particles), so the particles' appearance, not only
+            the substrate's, drives the generator (0 = the paper's plain mean).
         ema_decay: exponential moving average of the parameter network's weights (per G step), used
             for evaluation renders, checkpoint choice and export; 0 = off (checkpoints from before
             it load without one).
@@ -99,6 +104,8 @@ class GANModule(pl.LightningModule):
         ema_decay: float = 0.0,
         lr_decay: str = "constant",
         lr_end_factor: float = 0.1,
+        particle_weight: float = 0.0,
+        d_norm: str = "instance",
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -111,6 +118,8 @@ class GANModule(pl.LightningModule):
             )
         if lr_decay not in LR_DECAYS:
             raise ConfigError("model.lr_decay", f"expected one of {LR_DECAYS}, got {lr_decay!r}")
+        if particle_weight < 0:
+            raise ConfigError("model.particle_weight", f"expected >= 0, got {particle_weight}")
         if not 0.0 < lr_end_factor <= 1.0:
             raise ConfigError("model.lr_end_factor", f"expected a fraction in (0, 1], got {lr_end_factor}")
         if learn_topography:  # sizes learn through soft silhouettes
@@ -118,7 +127,7 @@ class GANModule(pl.LightningModule):
         self.generator = Generator(mat, rnd, param_net, max_particles, hidden, layers, dropout)
         if ema_decay > 0:
             self.generator.enable_ema(ema_decay)
-        self.discriminator = PatchDiscriminator(1, d_base_filters, d_layers)
+        self.discriminator = PatchDiscriminator(1, d_base_filters, d_layers, d_norm)
         self.d_loss_fn, self.g_loss_fn = get_losses(loss)
         self.topography: Topography | None = None
         if learn_topography:
@@ -199,6 +208,15 @@ class GANModule(pl.LightningModule):
         end = float(hp.lr_end_factor)
         return lambda batch: 1.0 - (1.0 - end) * min(batch / max(total - 1, 1), 1.0)
 
+    def _patch_weight(self, layouts: list, grid: torch.Size) -> torch.Tensor | None:
+        """(B, 1, h, w) weight 1 + particle_weight * particle coverage of each discriminator patch
+        (from the layouts' exact masks, cached with their G-buffers), or None when off."""
+        w = float(self.hparams.particle_weight)
+        if w == 0:
+            return None
+        coverage = self.generator.renderer.gbuffer(layouts, device=self.device).particle
+        return 1.0 + w * torch.nn.functional.adaptive_avg_pool2d(coverage, tuple(grid)).to(self.device)
+
     def _in_averaging_tail(self) -> bool:
         """Whether this epoch belongs to the averaged tail of the law's trajectory (never when the
         run has no epoch limit: then the EMA is reported)."""
@@ -213,15 +231,15 @@ class GANModule(pl.LightningModule):
         real = batch
         seeds = self._train_seeds(real.shape[0])
         learning_law = self.topography is not None and self.current_epoch >= self.hparams.topo_warmup_epochs
+        layouts = (self.topography if self.topography is not None else self.generator).layouts(seeds)
         if learning_law:
-            fake = self.generator.forward_topography(self.topography.layouts(seeds), self.topography).image
-        elif self.topography is not None:  # warm-up: layouts from the (frozen) starting law
-            fake = self.generator(self.topography.layouts(seeds)).image
-        else:
-            fake = self.generator(self.generator.layouts(seeds)).image
+            fake = self.generator.forward_topography(layouts, self.topography).image
+        else:  # (with topography: warm-up, layouts from the frozen starting law)
+            fake = self.generator(layouts).image
 
         with self.toggled_optimizer(opt_g):
-            loss_g = self.g_loss_fn(self.discriminator(fake))
+            d_fake_g = self.discriminator(fake)
+            loss_g = self.g_loss_fn(d_fake_g, self._patch_weight(layouts, d_fake_g.shape[-2:]))
             opt_g.zero_grad()
             self.manual_backward(loss_g)
             opt_g.step()

@@ -13,7 +13,7 @@ from diffrendergan.rendering.rasterize import rasterize_full, rasterize_windowed
 from diffrendergan.scene.layout import Layout, build_particles, sample_layout
 
 
-@pytest.mark.parametrize("seed", [3, 4])
+@pytest.mark.parametrize("seed", [3, 5])
 def test_windowed_matches_full_reference(seed: int, shipped_material: Callable[..., MaterialConfig]) -> None:
     m = shipped_material("tio2", image_size=128)
     layout = sample_layout(m, seed)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import torch
 
 from diffrendergan.config import CountLaw, MaterialConfig, PlacementConfig, SizeLaw
 from diffrendergan.scene.laws import sample_count, sample_sizes, size_law_moments
-from diffrendergan.scene.layout import build_particles, layouts_to_tensor, sample_layout
+from diffrendergan.scene.layout import build_particles, layouts_to_tensor, sample_field, sample_layout
 from diffrendergan.scene.placement import place
 
 SIZE_LAWS = [
@@ -92,6 +95,18 @@ def test_stacked_placement_rests_above_substrate() -> None:
     assert (c[:, 2] > r + 1.0).any()  # some particles really rest on others
     dist, contact = _pairwise(c, r)
     assert (dist >= contact * (1 - tol) - 1e-4).all()
+
+
+def test_stacked_placement_never_sinks_into_the_substrate() -> None:
+    """Big particles attached to small ones: spots on top of a small anchor can lie below a big
+    particle's resting height; those must not be taken (it rests beside the anchor instead)."""
+    g = _gen(7)
+    radii = torch.tensor([2.0] * 4 + [12.0] * 12)
+    cfg = PlacementConfig(mode="poisson", max_agglomerates=1, stacked=True, overlap_tolerance=0.05)
+    for _ in range(10):
+        pl = place(radii, radii.clone(), (400.0, 400.0), cfg, g)
+        c = pl.centres[pl.placed]
+        assert (c[:, 2] >= radii[pl.placed] - 1e-4).all()
 
 
 def test_random_placement_in_field_with_margin() -> None:
@@ -202,3 +217,88 @@ def test_guard_band_is_validated(make_material: Callable[..., MaterialConfig]) -
 
     with pytest.raises(ConfigError, match=r"material\.placement\.guard"):
         make_material(placement={"guard": -0.1})
+
+
+@pytest.mark.parametrize("name", ["tio2", "sio2"])
+def test_shipped_fields_grow_touching_agglomerates_without_overlap(
+    name: str, shipped_material: Callable[..., MaterialConfig]
+) -> None:
+    """The placement laws on the shipped materials' whole fields (guard band included), 30 seeds:
+    every particle but the first of its agglomerate touches a member of it (at the contact
+    distance), no pair overlaps beyond the tolerance, and a particle rests on the substrate or
+    (stacked) sits on a lower particle that supports it."""
+    m = shipped_material(name)
+    tol = m.placement.overlap_tolerance
+    total = detached = elevated = 0
+    for seed in range(30):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # the shipped counts fit: nothing is left unplaced
+            f = sample_field(m, seed)
+        pl = f.placement
+        assert pl.placed.all()
+        c = pl.centres.double()
+        dist, contact = _pairwise(c, f.radii)
+        assert (dist >= contact * (1 - tol) - 1e-3).all()
+        on_substrate = torch.isclose(c[:, 2], f.bottoms.double(), atol=1e-3)
+        first = torch.zeros(len(c), dtype=torch.bool)  # each agglomerate's first placed particle
+        for g in pl.agglomerate.unique():
+            first[(pl.agglomerate == g).nonzero()[0]] = True
+        attached = pl.anchor >= 0
+        a = pl.anchor[attached]
+        i = attached.nonzero().flatten()
+        assert not (attached & first).any()
+        assert torch.equal(pl.agglomerate[a], pl.agglomerate[i])
+        touch = (f.radii[i] + f.radii[a]).double() * (1 - tol / 2)
+        assert torch.allclose(dist[i, a], touch, rtol=1e-5, atol=1e-3)
+        # Resting: on the substrate, or (stacked only) above the anchor that carries it.
+        lifted = ~on_substrate
+        assert (c[:, 2] >= f.bottoms - 1e-3).all()
+        if not m.placement.stacked:
+            assert not lifted.any()
+        assert (attached | ~lifted).all()
+        assert (c[pl.anchor[lifted], 2] < c[lifted, 2]).all()
+        total += len(c)
+        detached += int((~attached & ~first).sum())  # found no contact spot, dropped at random
+        elevated += int(lifted.sum())
+    assert detached <= 0.01 * total
+    if m.placement.stacked:
+        assert elevated > 0.2 * total  # stacking really happens
+
+
+_LAYOUT_DIGEST = """
+import hashlib, pathlib, torch, yaml
+from diffrendergan.config import material_from_dict
+from diffrendergan.scene.layout import sample_layout
+torch.set_num_threads({threads})
+h = hashlib.sha256()
+for name in ("tio2", "sio2", "agnw"):
+    raw = yaml.safe_load((pathlib.Path({materials!r}) / (name + ".yaml")).read_text())
+    for seed in (0, 1, 7):
+        lay = sample_layout(material_from_dict(raw), seed)
+        for t in (lay.xyzs, lay.rotation, lay.shape_index, lay.size_eps):
+            h.update(t.contiguous().numpy().tobytes())
+print(h.hexdigest())
+"""
+
+
+def _layout_digest(threads: int) -> str:
+    materials = Path(__file__).resolve().parents[2] / "configs" / "material"
+    code = _LAYOUT_DIGEST.format(materials=str(materials), threads=threads)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return res.stdout.strip().splitlines()[-1]
+
+
+def test_layouts_are_bitwise_deterministic_across_calls_threads_and_processes(
+    shipped_material: Callable[..., MaterialConfig],
+) -> None:
+    """Same seed, same layout: twice in one process, and in fresh processes with one thread and
+    with several (layouts run single-threaded whatever the caller's setting, and restore it)."""
+    m = shipped_material("tio2")
+    threads = torch.get_num_threads()
+    a, b = sample_layout(m, 3), sample_layout(m, 3)
+    assert torch.get_num_threads() == threads
+    for x, y in [(a.xyzs, b.xyzs), (a.rotation, b.rotation), (a.size_eps, b.size_eps)]:
+        assert torch.equal(x, y)
+    assert a.to_dict() == b.to_dict()
+    assert not torch.equal(a.xyzs[:1], sample_layout(m, 4).xyzs[:1])
+    assert _layout_digest(1) == _layout_digest(4)

@@ -166,3 +166,18 @@ def test_linear_lr_decay_reaches_the_end_factor() -> None:
     # after the 4th (last) batch the schedules have taken 4 steps: factor 1 - 0.9 * 4 / 3 -> clipped at 0.1
     assert opt_g.param_groups[0]["lr"] == pytest.approx(2e-4 * 0.1)
     assert opt_d.param_groups[0]["lr"] == pytest.approx(1e-4 * 0.1)
+
+
+def test_particle_weighted_generator_loss() -> None:
+    from diffrendergan.models.gan_losses import lsgan_g
+
+    logits = torch.tensor([[[[0.0, 1.0], [1.0, 1.0]]]])  # only the first patch is judged fake
+    assert float(lsgan_g(logits)) == pytest.approx(0.25)
+    weight = torch.tensor([[[[3.0, 1.0], [1.0, 1.0]]]])  # that patch holds particles
+    assert float(lsgan_g(logits, weight)) == pytest.approx(3.0 / 6.0)
+    module = GANModule(_material(), {}, layout_pool=4, n_eval=2, particle_weight=4.0)
+    layouts = module.generator.layouts([1, 2])
+    w = module._patch_weight(layouts, torch.Size((8, 8)))
+    coverage = module.generator.renderer.gbuffer(layouts).particle.mean((1, 2, 3))
+    assert w.shape == (2, 1, 8, 8) and w.min() >= 1.0
+    assert torch.allclose(w.mean((1, 2, 3)), 1.0 + 4.0 * coverage, atol=1e-5)  # area-weighted
