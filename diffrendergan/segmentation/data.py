@@ -97,7 +97,15 @@ def _synthetic_sample(pair: LabeledPair, normalize: str, pixel_size_nm: float | 
         instances = label(classes == 1, connectivity=1).astype(np.int32)
     image = normalize_image(full, "percentile") if normalize == "percentile" else full
     return Sample(
-        pair.image_path.stem, pair.image_path, image.astype(np.float32), instances, classes, full, 0, True
+        pair.image_path.stem,
+        pair.image_path,
+        image.astype(np.float32),
+        instances,
+        classes,
+        full,
+        0,
+        True,
+        pixel_size_nm,
     )
 
 

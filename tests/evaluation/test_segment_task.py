@@ -112,6 +112,9 @@ def test_segmenter_checkpoint_reloads_and_predicts_the_same(export_dir: Path, tm
     module, _ = train_segmenter(segmenter_from_dict(TINY), samples, tmp_path, seed=0)
     again = load_segmenter(tmp_path / "segmenter.ckpt")
     assert again.recipe == module.recipe  # the checkpoint carries its recipe
+    # ... and the export's pixel size, the scale analyze resamples new micrographs to
+    assert samples[0].pixel_size_nm == small_generator().material.pixel_size_nm
+    assert again.train_pixel_size_nm == pytest.approx(samples[0].pixel_size_nm)
     a, _ = segmenter_predictor(module)(samples[0].image)
     b, _ = segmenter_predictor(again)(samples[0].image)
     np.testing.assert_array_equal(a, b)
