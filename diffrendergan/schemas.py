@@ -20,6 +20,10 @@ from diffrendergan.config import typed_config
 from diffrendergan.errors import ConfigError, DataError
 from diffrendergan.utils.io import existing_folder, writable_folder
 
+# Choices checked here at the boundary and again by the modules built directly from Python.
+D_NORMS = ("instance", "spectral", "none")
+LR_DECAYS = ("constant", "linear")
+
 # ------------------------------------------------------------------------------ the schemas
 
 
@@ -320,12 +324,10 @@ def check_model(node: Any, key: str = "model") -> ModelSchema:
     fraction(f"{key}.topo_average_from", m.topo_average_from)
     fraction(f"{key}.ema_decay", m.ema_decay, upper_open=True)
     at_least(f"{key}.particle_weight", m.particle_weight, 0.0)
-    if m.d_norm not in ("instance", "spectral", "none"):
-        raise ConfigError(
-            f"{key}.d_norm", f"expected one of ('instance', 'spectral', 'none'), got {m.d_norm!r}"
-        )
-    if m.lr_decay not in ("constant", "linear"):
-        raise ConfigError(f"{key}.lr_decay", f"expected one of ('constant', 'linear'), got {m.lr_decay!r}")
+    if m.d_norm not in D_NORMS:
+        raise ConfigError(f"{key}.d_norm", f"expected one of {D_NORMS}, got {m.d_norm!r}")
+    if m.lr_decay not in LR_DECAYS:
+        raise ConfigError(f"{key}.lr_decay", f"expected one of {LR_DECAYS}, got {m.lr_decay!r}")
     if not 0.0 < m.lr_end_factor <= 1.0:
         raise ConfigError(f"{key}.lr_end_factor", f"expected a fraction in (0, 1], got {m.lr_end_factor}")
     return m

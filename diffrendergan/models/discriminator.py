@@ -15,8 +15,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from diffrendergan.errors import ConfigError
-
-D_NORMS = ("instance", "spectral", "none")
+from diffrendergan.schemas import D_NORMS
 
 
 class PatchDiscriminator(nn.Module):

@@ -22,9 +22,9 @@ from diffrendergan.models.discriminator import PatchDiscriminator
 from diffrendergan.models.gan_losses import get_losses
 from diffrendergan.models.generator import Generator
 from diffrendergan.models.topography import Topography
+from diffrendergan.schemas import LR_DECAYS
 
 EVAL_SEED_BASE = 1_000_000_007  # evaluation layouts never collide with training seeds
-LR_DECAYS = ("constant", "linear")
 
 
 @dataclass(frozen=True)
