@@ -205,6 +205,7 @@ class AnalyzeSchema:
     include_border: bool = False
     strict: bool = False
     device: str = "auto"
+    tta: bool | None = None
     n_boot: int = 2000
     seed: int = 0
     out_dir: str | None = None

@@ -12,7 +12,7 @@ Outputs (all atomic) in ``out_dir``: ``particles.csv`` (+ ``.parquet``), ``summa
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ class Options:
     crop_bottom_px: int | None = None  # data-bar rows; None = detect per image
     include_border: bool = False  # count particles cut by the image border / data bar
     device: str = "auto"  # auto (GPU when present) | cpu | cuda
+    tta: bool | None = None  # test-time augmentation; None = as the checkpoint's recipe says
     n_boot: int = 2000  # bootstrap resamples of the lognormal fit's intervals
     seed: int = 0
 
@@ -124,6 +125,8 @@ def analyze(ckpt: Path, p: Plan, out_dir: Path, options: Options = Options()) ->
     to ``out_dir/summary.json``."""
     device = resolve_device(options.device)
     module = load_segmenter(ckpt, device)
+    if options.tta is not None:
+        module.recipe = replace(module.recipe, tta=options.tta)
     log.info("segmenter %s on %s; %d images", ckpt, device, len(p.inputs))
     done = predict_all(module, p, out_dir, options)
     table = concat([done[m.path].predicted for m in p.inputs])

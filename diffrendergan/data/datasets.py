@@ -85,20 +85,27 @@ def resolve_patch_files(source: str | Path | Sequence[str | Path]) -> list[Path]
 
 
 class RealPatchDataset(Dataset):
-    """Real micrograph patches -> (1, H, W) float32 in [0, 1]."""
+    """Real micrograph patches -> (1, H, W) float32 in [0, 1]; with ``with_ids``, (patch, its
+    index): validation metrics key patches by index so DDP shards reassemble the whole set."""
 
-    def __init__(self, source: str | Path | Sequence[str | Path], transform: Transform | None = None):
+    def __init__(
+        self,
+        source: str | Path | Sequence[str | Path],
+        transform: Transform | None = None,
+        with_ids: bool = False,
+    ):
         self.files = resolve_patch_files(source)
         self.transform = transform
+        self.with_ids = with_ids
 
     def __len__(self) -> int:
         return len(self.files)
 
-    def __getitem__(self, i: int) -> torch.Tensor:
+    def __getitem__(self, i: int) -> torch.Tensor | tuple[torch.Tensor, int]:
         img = read_micrograph(self.files[i], normalize="full")
         if self.transform is not None:
             img = self.transform(image=img)["image"]
-        return _to_image_tensor(img)
+        return (_to_image_tensor(img), i) if self.with_ids else _to_image_tensor(img)
 
 
 def split_indices(n: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -163,7 +170,7 @@ class RealPatchDataModule(pl.LightningDataModule):
         train_idx, val_idx = split_indices(len(files), self.val_fraction, self.seed)
         transform = real_augmentations(self.brightness_contrast, seed=self.seed) if self.augment else None
         self.train_set = RealPatchDataset([files[i] for i in train_idx], transform)
-        self.val_set = RealPatchDataset([files[i] for i in val_idx]) if val_idx else None
+        self.val_set = RealPatchDataset([files[i] for i in val_idx], with_ids=True) if val_idx else None
 
     def _loader(self, ds: Dataset, shuffle: bool) -> DataLoader:
         return DataLoader(

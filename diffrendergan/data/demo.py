@@ -7,10 +7,10 @@ an instrument data bar — then writes them into a cache folder as 8-bit TIFFs. 
 window onto a larger specimen (a guard band of ``DEMO_GUARD``), so particles are cut by its border as
 on a real micrograph:
 
-    <cache>/demo/v3/<material>-<hash>/unlabeled/*.tif          for GAN training
-    <cache>/demo/v3/<material>-<hash>/labeled/{images,masks}/  annotated (masks 0/255, touching particles
+    <cache>/demo/v4/<material>-<hash>/unlabeled/*.tif          for GAN training
+    <cache>/demo/v4/<material>-<hash>/labeled/{images,masks}/  annotated (masks 0/255, touching particles
                                                          separated by 0 lines, as hand-made masks)
-    <cache>/demo/v3/<material>-<hash>/truth.json                hidden parameters and size law
+    <cache>/demo/v4/<material>-<hash>/truth.json                hidden parameters and size law
 
 This is simulated data for trying the pipeline out; it says nothing about real specimens.
 """
@@ -35,7 +35,8 @@ from diffrendergan.rendering.renderer import MicroscopyRenderer
 from diffrendergan.scene.laws import size_law_moments
 from diffrendergan.scene.layout import sample_layout, scaled_to_size
 
-DEMO_VERSION = "v3"  # v2: windows of a larger specimen (border-cut particles); v3: bounded shadows
+DEMO_VERSION = "v4"  # v2: windows of a larger specimen (border-cut particles); v3: bounded shadows;
+# v4: TIFF resolution tags carry the pixel size
 DEMO_GUARD = 0.25  # guard band of the demo micrographs (fraction of their side)
 DATA_BAR_ROWS = 40
 
@@ -105,6 +106,13 @@ def _to_u8(x: np.ndarray) -> np.ndarray:
     return np.clip(np.round(x * 255.0), 0, 255).astype(np.uint8)
 
 
+def _write_micrograph(path: Path, img: np.ndarray, pixel_size_nm: float) -> None:
+    """8-bit TIFF whose resolution tags record the pixel size (pixels per cm), as microscope
+    software writes it, so ``analyze`` reads the scale from the file like a real micrograph's."""
+    per_cm = 1e7 / pixel_size_nm
+    tifffile.imwrite(path, _to_u8(img), resolution=(per_cm, per_cm), resolutionunit="CENTIMETER")
+
+
 def demo_root(
     cache_dir: str | Path, material: MaterialConfig, n_unlabeled: int, n_labeled: int, size: int
 ) -> Path:
@@ -169,13 +177,13 @@ def _write_demo(material: MaterialConfig, out: Path, n_unlabeled: int, n_labeled
         rng = np.random.default_rng(seed)
         img = add_data_bar(add_nuisances(img, rng), rng)
         if i < n_unlabeled:
-            tifffile.imwrite(out / "unlabeled" / f"demo_{i:03d}.tif", _to_u8(img))
+            _write_micrograph(out / "unlabeled" / f"demo_{i:03d}.tif", img, material.pixel_size_nm)
             continue
         classes, _ = renderer.masks([lay])
         mask = (classes[0].numpy() == 1).astype(np.uint8) * 255
         mask[classes[0].numpy() == BOUNDARY] = 0
         mask = np.concatenate([mask, np.zeros((DATA_BAR_ROWS, size), np.uint8)], 0)
-        tifffile.imwrite(out / "labeled" / "images" / f"demo_{i:03d}.tif", _to_u8(img))
+        _write_micrograph(out / "labeled" / "images" / f"demo_{i:03d}.tif", img, material.pixel_size_nm)
         tifffile.imwrite(out / "labeled" / "masks" / f"demo_{i:03d}.tif", mask)
     truth = {
         "material": material.name,

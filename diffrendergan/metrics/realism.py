@@ -15,7 +15,8 @@ photos anyway. These metrics need no weights:
   (values in [0, 1]); catches global brightness / contrast mismatches.
 
 All randomness comes from seeded ``torch.Generator`` objects: a fixed seed gives identical numbers,
-and real and fake sets are sampled at the same patch positions (so identical sets give exactly 0).
+and the k-th real and k-th fake image are sampled at the same patch positions (so identical sets
+give exactly 0).
 """
 
 from __future__ import annotations
@@ -101,16 +102,26 @@ def laplacian_pyramid(x: torch.Tensor, levels: int) -> list[torch.Tensor]:
     return out
 
 
-def _patch_descriptors(level: torch.Tensor, gen: torch.Generator, n_patches: int) -> torch.Tensor:
-    """Random 7x7 neighbourhoods. level: (N,1,H,W) -> (N * n_patches, 49)."""
-    n, _, h, w = level.shape
-    ys = torch.randint(0, h - PATCH + 1, (n, n_patches), generator=gen)
-    xs = torch.randint(0, w - PATCH + 1, (n, n_patches), generator=gen)
+def _positions(ids: torch.Tensor, seed: int, level: int, h: int, w: int, n_patches: int) -> torch.Tensor:
+    """(N, n_patches, 2) top-left corners of 7x7 patches. Each image's positions depend only on
+    ``(seed, its id, level)``, not on which other images share its batch or process, so a set
+    split over updates or DDP ranks gives exactly the descriptors of the whole set."""
+    out = torch.empty(len(ids), n_patches, 2, dtype=torch.long)
+    for row, i in enumerate(ids.tolist()):
+        gen = torch.Generator().manual_seed((int(seed) * 1_000_003 + int(i)) * 31 + level)
+        out[row, :, 0] = torch.randint(0, h - PATCH + 1, (n_patches,), generator=gen)
+        out[row, :, 1] = torch.randint(0, w - PATCH + 1, (n_patches,), generator=gen)
+    return out
+
+
+def _patch_descriptors(level: torch.Tensor, corners: torch.Tensor) -> torch.Tensor:
+    """7x7 neighbourhoods at ``corners`` (N,P,2). level: (N,1,H,W) -> (N, P, 49)."""
+    n, p = corners.shape[:2]
     d = torch.arange(PATCH)
-    yy = ys[:, :, None, None] + d[None, None, :, None]  # (N,P,7,1)
-    xx = xs[:, :, None, None] + d[None, None, None, :]  # (N,P,1,7)
+    yy = corners[:, :, 0, None, None] + d[None, None, :, None]  # (N,P,7,1)
+    xx = corners[:, :, 1, None, None] + d[None, None, None, :]  # (N,P,1,7)
     nn = torch.arange(n)[:, None, None, None]
-    return level[:, 0][nn, yy, xx].reshape(n * n_patches, PATCH * PATCH)
+    return level[:, 0][nn, yy, xx].reshape(n, p, PATCH * PATCH)
 
 
 def extract_descriptors(
@@ -118,21 +129,29 @@ def extract_descriptors(
     seed: int = 0,
     n_patches: int = PATCHES_PER_IMAGE,
     levels: int | None = None,
-) -> list[torch.Tensor]:
-    """Raw (unnormalised) patch descriptors per pyramid level, finest first.
+    ids: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Raw (unnormalised) patch descriptors of every pyramid level, finest first.
 
     Args:
         images: (N,1,H,W), (N,H,W) or (H,W) grey images (any value range, same for both sets).
-        seed: seeds patch positions; the same seed gives the same positions for same-shaped sets.
+        seed: with each image's id, seeds its patch positions.
+        ids: (N,) an id per image (default 0..N-1); images with the same id and size get the
+            same positions, in whatever batch or process they are measured.
     Returns:
-        list of (N * n_patches, 49) float32 tensors, one per level.
+        (N, L, n_patches, 49) float32 descriptors.
     """
     x = _as_images(images)
     if levels is None:
         levels = num_levels(*x.shape[-2:])
-    gen = torch.Generator().manual_seed(int(seed))
-    pyr = laplacian_pyramid(x, levels)
-    return [_patch_descriptors(lvl, gen, n_patches) for lvl in pyr]
+    ids = torch.arange(len(x)) if ids is None else torch.as_tensor(ids).reshape(-1).cpu()
+    if len(ids) != len(x):
+        raise ValueError(f"got {len(ids)} ids for {len(x)} images")
+    per_level = []
+    for i, lvl in enumerate(laplacian_pyramid(x, levels)):
+        corners = _positions(ids, seed, i, lvl.shape[-2], lvl.shape[-1], n_patches)
+        per_level.append(_patch_descriptors(lvl, corners))
+    return torch.stack(per_level, dim=1)
 
 
 def _directions(dim: int, seed: int, level: int) -> torch.Tensor:
@@ -176,38 +195,80 @@ def _level_stats(desc: torch.Tensor) -> tuple[float, float]:
     return mean, max(std, 1e-12)
 
 
-class SWDReference:
-    """Cached real-set side of the SWD: descriptors, normalisation and sorted projections.
+def _dedupe(desc: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """Descriptors (N, L, P, 49) of distinct ids, in id order: a set measured in shards (DDP
+    pads its shards with repeats) gives exactly the descriptors of the whole set."""
+    order = torch.argsort(ids, stable=True)
+    ids, desc = ids[order], desc[order]
+    first = torch.ones(len(ids), dtype=torch.bool)
+    first[1:] = ids[1:] != ids[:-1]
+    return desc[first]
 
-    Build once per real set (e.g. at the start of training) and call ``distance(fake)`` every
-    validation epoch; the fake set must have the real set's image size.
+
+class SlicedWasserstein(Metric):
+    """SWD between a real and a fake image set, as a ``torchmetrics.Metric`` that syncs across
+    DDP ranks and can keep its real side as a cached reference.
+
+    ``update(images, real=True|False, ids=None)`` stores patch descriptors (not images), keyed by
+    image id (default: running numbers per set). ``compute()`` gathers every rank's
+    descriptors, drops repeated ids, and returns ``{"levels": tensor(L), "mean": tensor()}``
+    (x1e3): the same value however the sets were split over updates and processes.
+    ``reset_fake()`` forgets only the fake side, so a fixed real validation set is measured once.
     """
 
-    def __init__(self, real: torch.Tensor | np.ndarray, seed: int = 0) -> None:
-        x = _as_images(real)
+    full_state_update = False
+
+    def __init__(self, seed: int = 0, n_patches: int = PATCHES_PER_IMAGE, **kwargs) -> None:
+        super().__init__(**kwargs)
         self.seed = int(seed)
-        self.shape = tuple(x.shape[-2:])
-        self.levels = num_levels(*self.shape)
-        desc = extract_descriptors(x, seed=self.seed, levels=self.levels)
-        self.stats = [_level_stats(d) for d in desc]
-        self.dirs = [_directions(PATCH * PATCH, self.seed, i) for i in range(self.levels)]
-        self.sorted_real = [
-            _sorted_projections((d - m) / s, dirs) for d, (m, s), dirs in zip(desc, self.stats, self.dirs)
-        ]
+        self.n_patches = int(n_patches)
+        for side in ("real", "fake"):
+            self.add_state(f"{side}_desc", default=[], dist_reduce_fx="cat")
+            self.add_state(f"{side}_ids", default=[], dist_reduce_fx="cat")
+        self._next_id = {True: 0, False: 0}
 
-    def distance(self, fake: torch.Tensor | np.ndarray) -> dict[str, list[float] | float]:
-        """SWD x1e3 per level (finest first) and their mean. fake: (N,1,H,W) like the real set."""
-        x = _as_images(fake)
-        if tuple(x.shape[-2:]) != self.shape:
-            raise ValueError(f"fake size {tuple(x.shape[-2:])} != real size {self.shape}")
-        desc = extract_descriptors(x, seed=self.seed, levels=self.levels)
-        return self._from_fake_descriptors(desc)
+    def update(self, images: torch.Tensor | np.ndarray, real: bool, ids: torch.Tensor | None = None) -> None:
+        """images: (N,1,H,W) in a fixed value range; ``real`` picks the set; ids: (N,) or None."""
+        real = bool(real)
+        n = len(_as_images(images))
+        if ids is None:
+            ids = torch.arange(self._next_id[real], self._next_id[real] + n)
+            self._next_id[real] += n
+        ids = torch.as_tensor(ids, dtype=torch.long).reshape(-1).cpu()
+        desc = extract_descriptors(images, seed=self.seed, n_patches=self.n_patches, ids=ids)
+        side = "real" if real else "fake"
+        getattr(self, f"{side}_desc").append(desc.to(self.device))
+        getattr(self, f"{side}_ids").append(ids.to(self.device))
 
-    def _from_fake_descriptors(self, desc: list[torch.Tensor]) -> dict[str, list[float] | float]:
+    def _side(self, side: str) -> torch.Tensor:
+        desc, ids = _cat_state(getattr(self, f"{side}_desc")), _cat_state(getattr(self, f"{side}_ids"))
+        if desc.numel() == 0:
+            raise RuntimeError("SlicedWasserstein needs both real and fake updates before compute()")
+        return _dedupe(desc, ids.long())
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        real, fake = self._side("real"), self._side("fake")
+        if real.shape[1] != fake.shape[1]:
+            raise ValueError("real and fake images have different pyramid depths (sizes differ)")
         levels = []
-        for d, (m, s), dirs, sr in zip(desc, self.stats, self.dirs, self.sorted_real):
-            levels.append(1e3 * _sliced_w1(sr, _sorted_projections((d - m) / s, dirs)))
-        return {"levels": levels, "mean": float(np.mean(levels))}
+        for i in range(real.shape[1]):
+            r, f = real[:, i].reshape(-1, PATCH * PATCH), fake[:, i].reshape(-1, PATCH * PATCH)
+            m, s = _level_stats(r)
+            dirs = _directions(PATCH * PATCH, self.seed, i)
+            levels.append(1e3 * _sliced_w1(_sorted_projections((r - m) / s, dirs),
+                                           _sorted_projections((f - m) / s, dirs)))  # fmt: skip
+        lv = torch.tensor(levels, dtype=torch.float64)
+        return {"levels": lv, "mean": lv.mean()}
+
+    def reset(self) -> None:
+        super().reset()
+        self._next_id = {True: 0, False: 0}
+
+    def reset_fake(self) -> None:
+        """Forget the fake side only; the real side stays as the cached reference."""
+        self.fake_desc, self.fake_ids = [], []
+        self._next_id[False] = 0
+        self._computed = None
 
 
 def swd(
@@ -217,62 +278,18 @@ def swd(
 
     real, fake: (N,1,H,W) / (N,H,W) grey images of one size; the set sizes may differ.
     """
-    return SWDReference(real, seed=seed).distance(fake)
-
-
-class SlicedWasserstein(Metric):
-    """torchmetrics wrapper of :func:`swd` that syncs descriptors across DDP ranks.
-
-    ``update(images, real=True|False)`` stores the patch descriptors (not the images);
-    ``compute()`` returns ``{"levels": tensor(L), "mean": tensor()}`` (x1e3). Descriptors are
-    stored as one (M, L, 49) tensor per update (every level draws the same number of patches), in
-    list states with ``dist_reduce_fx="cat"``.
-    """
-
-    full_state_update = False
-
-    def __init__(self, seed: int = 0, n_patches: int = PATCHES_PER_IMAGE, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.seed = int(seed)
-        self.n_patches = int(n_patches)
-        self.add_state("real_desc", default=[], dist_reduce_fx="cat")
-        self.add_state("fake_desc", default=[], dist_reduce_fx="cat")
-        self._n_updates = {True: 0, False: 0}
-
-    def update(self, images: torch.Tensor, real: bool) -> None:
-        """images: (N,1,H,W) in a fixed value range; ``real`` picks the set."""
-        # Per-set update counters: the k-th real and k-th fake batch share patch positions.
-        real = bool(real)
-        seed = self.seed + 100_003 * self._n_updates[real]
-        desc = extract_descriptors(images, seed=seed, n_patches=self.n_patches)
-        self._n_updates[real] += 1
-        stacked = torch.stack(desc, dim=1).to(self.device)  # (M, L, 49)
-        (self.real_desc if real else self.fake_desc).append(stacked)
-
-    def compute(self) -> dict[str, torch.Tensor]:
-        real = _cat_state(self.real_desc)
-        fake = _cat_state(self.fake_desc)
-        if real.numel() == 0 or fake.numel() == 0:
-            raise RuntimeError("SlicedWasserstein needs both real and fake updates before compute()")
-        if real.shape[1] != fake.shape[1]:
-            raise ValueError("real and fake images have different pyramid depths (sizes differ)")
-        levels = []
-        for i in range(real.shape[1]):
-            m, s = _level_stats(real[:, i])
-            dirs = _directions(PATCH * PATCH, self.seed, i)
-            sa = _sorted_projections((real[:, i] - m) / s, dirs)
-            sb = _sorted_projections((fake[:, i] - m) / s, dirs)
-            levels.append(1e3 * _sliced_w1(sa, sb))
-        lv = torch.tensor(levels, dtype=torch.float64)
-        return {"levels": lv, "mean": lv.mean()}
-
-    def reset(self) -> None:
-        super().reset()
-        self._n_updates = {True: 0, False: 0}
+    x, y = _as_images(real), _as_images(fake)
+    if x.shape[-2:] != y.shape[-2:]:
+        raise ValueError(f"fake size {tuple(y.shape[-2:])} != real size {tuple(x.shape[-2:])}")
+    metric = SlicedWasserstein(seed=seed, sync_on_compute=False)
+    metric.update(x, real=True)
+    metric.update(y, real=False)
+    out = metric.compute()
+    return {"levels": out["levels"].tolist(), "mean": float(out["mean"])}
 
 
 def _cat_state(state: list[torch.Tensor] | torch.Tensor) -> torch.Tensor:
-    """List state (per update) or already-gathered tensor -> one CPU (M, L, 49) tensor."""
+    """List state (per update) or already-gathered tensor -> one CPU tensor."""
     if isinstance(state, torch.Tensor):
         return state.detach().cpu()
     if not state:

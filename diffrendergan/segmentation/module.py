@@ -21,6 +21,7 @@ from diffrendergan.errors import ConfigError
 from diffrendergan.evaluation.tiling import pad_to_multiple, tiled_predict
 from diffrendergan.segmentation.data import MULTIPLE
 from diffrendergan.segmentation.recipe import SegmenterConfig, segmenter_from_dict
+from diffrendergan.segmentation.tta import dihedral_mean
 
 N_CLASSES = 3
 POLY_EXPONENT = 0.9  # nnU-Net's learning-rate decay
@@ -107,7 +108,7 @@ class SegModule(pl.LightningModule):
         """Class probabilities of a whole image of any size. (H, W) float -> (3, H, W) float32.
 
         ``recipe.tile`` null runs the whole (padded) image in one pass; otherwise overlapping
-        tiles are blended.
+        tiles are blended. ``recipe.tta`` averages the 8 symmetries of each tile.
         """
         was_training = self.training
         self.eval()
@@ -115,8 +116,9 @@ class SegModule(pl.LightningModule):
             img = np.asarray(image, dtype=np.float32)
             tile = self.recipe.tile or -(-max(img.shape) // MULTIPLE) * MULTIPLE
             overlap = self.recipe.overlap if self.recipe.tile else 0
+            predict = dihedral_mean(self) if self.recipe.tta else self
             probs = tiled_predict(
-                self,
+                predict,
                 img,
                 tile=tile,
                 overlap=overlap,

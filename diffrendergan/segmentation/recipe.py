@@ -23,7 +23,8 @@ NORMALIZATIONS = ("matched", "percentile", "raw")
 LR_SCHEDULES = ("poly", "constant")
 PRECISIONS = ("auto", "32", "bf16-mixed", "16-mixed")
 # Keys that only change how predictions are decoded or tiled, not the trained network.
-DECODE_KEYS = ("decoder", "min_size_px", "core_erode_px", "tile", "overlap", "accelerator", "num_workers")
+DECODE_KEYS = ("decoder", "min_size_px", "core_erode_px", "tile", "overlap", "tta", "accelerator")
+DECODE_KEYS += ("num_workers",)
 
 
 @dataclass
@@ -103,6 +104,8 @@ class SegmenterConfig:
         steps, batch_size, crop_size, lr_schedule, precision: null = from the profile (crop side:
             a multiple of 32, capped by the image size; precision ``auto`` = by hardware).
         tile, overlap: inference tiles; tile null = the whole image in one pass.
+        tta: average the class probabilities over the 8 rotations/flips at inference (8x the
+            inference time; see :mod:`diffrendergan.segmentation.tta`).
         accelerator: auto | cpu | gpu.
         num_workers: DataLoader workers.
     """
@@ -130,6 +133,7 @@ class SegmenterConfig:
     crop_size: int | None = None
     tile: int | None = None
     overlap: int = 64
+    tta: bool = False
     accelerator: str = "auto"
     num_workers: int = 0
 

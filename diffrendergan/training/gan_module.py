@@ -17,7 +17,7 @@ import torch
 
 from diffrendergan.config import material_from_dict, renderer_from_dict
 from diffrendergan.errors import ConfigError
-from diffrendergan.metrics.realism import histogram_distance, swd
+from diffrendergan.metrics.realism import SlicedWasserstein, histogram_distance
 from diffrendergan.models.discriminator import PatchDiscriminator
 from diffrendergan.models.gan_losses import get_losses
 from diffrendergan.models.generator import Generator
@@ -142,6 +142,10 @@ class GANModule(pl.LightningModule):
                 centre_noise=topo_centre_noise,
             )
         self._val_real: list[torch.Tensor] = []
+        # val/swd: the real validation patches are measured once (a cached reference, gathered
+        # over DDP ranks by patch id) and every validation compares the evaluation renders to it.
+        self.val_swd = SlicedWasserstein(seed=0)
+        self._swd_reference_ready = False
         self.last_realism: dict[str, float] = {}
         self._eval_cache: tuple[int, EvalSample] | None = None
 
@@ -271,9 +275,15 @@ class GANModule(pl.LightningModule):
     # -------------------------------------------------------------- validation
     def on_validation_epoch_start(self) -> None:
         self._val_real = []
+        if not self._swd_reference_ready:
+            self.val_swd.reset()
 
-    def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
-        self._val_real.append(batch.detach().cpu())
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        """batch: real patches (B,1,H,W) and their validation-set ids (B,)."""
+        images, ids = batch
+        self._val_real.append(images.detach().cpu())
+        if not self._swd_reference_ready:
+            self.val_swd.update(images, real=True, ids=ids)
 
     @property
     def val_real(self) -> torch.Tensor | None:
@@ -303,12 +313,15 @@ class GANModule(pl.LightningModule):
             return
         sample = self.eval_sample()
         fake, params = sample.fake, sample.params
-        local = torch.tensor(
-            [swd(real, fake, seed=0)["mean"], histogram_distance(real, fake)], device=self.device
-        )
+        self.val_swd.update(fake, real=False)  # ids 0..n_eval-1: the same renders on every rank
+        swd_mean = float(self.val_swd.compute()["mean"])  # syncs over ranks, drops repeated ids
+        self.val_swd.reset_fake()
+        if not self.trainer.sanity_checking:  # a sanity run sees only a few batches: not a reference
+            self._swd_reference_ready = True
+        hist = torch.tensor([histogram_distance(real, fake)], device=self.device)
         if self.trainer.world_size > 1:  # every rank holds a shard of the real patches: average
-            local = self.all_gather(local).reshape(-1, 2).mean(0)
-        metrics = {"val/swd": float(local[0]), "val/hist_w1": float(local[1])}
+            hist = self.all_gather(hist).reshape(-1).mean()
+        metrics = {"val/swd": swd_mean, "val/hist_w1": float(hist)}
         self.last_realism = metrics
         self.log_dict(metrics, prog_bar=True)
         if self.topography is not None:

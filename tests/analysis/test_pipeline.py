@@ -53,9 +53,11 @@ def test_labels_measured_like_predictions(
     assert tuple(rows[0]) == COLUMNS and len(rows) == 1 + d["count_all"]
     assert json.loads((out / "summary.json").read_text())["distribution"]["count"] == d["count"]
     assert "Against manual masks" in (out / "report.md").read_text()
-    options = Options(include_border=True, n_boot=0)
+    assert s["segmenter"]["recipe"]["tta"] is False  # as the checkpoint's recipe says
+    options = Options(include_border=True, tta=True, n_boot=0)
     included = analyze(segmenter_ckpt, plan(None, labeled), tmp_path / "all", options)
     assert included["distribution"]["count"] == 2 * len(DISCS)
+    assert included["segmenter"]["recipe"]["tta"] is True  # the analyze key overrides it
 
 
 @pytest.mark.slow

@@ -40,3 +40,19 @@ def test_explicit_key_wins_and_plain_files_are_unknown(tmp_path: Path) -> None:
     screen = tmp_path / "s.tif"  # 72 dpi: a screen default, not a micrograph scale
     tifffile.imwrite(screen, np.zeros((8, 8), np.uint8), resolution=(72, 72), resolutionunit="INCH")
     assert not pixel_size_from_metadata(screen).known
+
+
+def test_demo_micrographs_carry_their_pixel_size(tmp_path: Path) -> None:
+    """The demo set reads like a real micrograph folder: ``analyze`` needs no pixel-size key."""
+    import yaml
+
+    from diffrendergan.config import material_from_dict
+    from diffrendergan.data.demo import ensure_demo
+
+    repo = Path(__file__).resolve().parents[2]
+    material = material_from_dict(yaml.safe_load((repo / "configs" / "material" / "tio2.yaml").read_text()))
+    demo = ensure_demo(material, tmp_path, n_unlabeled=1, n_labeled=1, size=64)
+    for path in (demo.unlabeled_dir / "demo_000.tif", demo.labeled_dir / "images" / "demo_001.tif"):
+        px = pixel_size_from_metadata(path)
+        assert px.source == "resolution tags"
+        assert px.nm == pytest.approx(material.pixel_size_nm, rel=1e-6)

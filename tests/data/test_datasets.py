@@ -66,9 +66,10 @@ def test_real_datamodule_split_is_deterministic_and_val_unaugmented(tmp_path):
     assert dm.val_set.transform is None and dm.train_set.transform is not None
     batches = list(dm.train_dataloader())
     assert [b.shape[0] for b in batches] == [3, 3, 2]  # drop_last=False
-    val = next(iter(dm.val_dataloader()))
+    val, ids = next(iter(dm.val_dataloader()))  # validation patches come with their ids
     raw = torch.stack([RealPatchDataset([f])[0] for f in dm.val_set.files[:2]])
     torch.testing.assert_close(val, raw)
+    assert ids.tolist() == [0, 1]
 
 
 def test_real_datamodule_reads_prepare_output_folder(tmp_path):

@@ -9,7 +9,6 @@ import torch.nn.functional as F
 
 from diffrendergan.metrics.realism import (
     SlicedWasserstein,
-    SWDReference,
     extract_descriptors,
     histogram_distance,
     laplacian_pyramid,
@@ -67,9 +66,14 @@ def test_descriptor_shape_and_seeded_positions(images: torch.Tensor) -> None:
     d1 = extract_descriptors(images, seed=3)
     d2 = extract_descriptors(images, seed=3)
     d3 = extract_descriptors(images, seed=4)
-    assert len(d1) == 3 and d1[0].shape == (16 * 128, 49)
-    assert all(torch.equal(a, b) for a, b in zip(d1, d2))
-    assert not torch.equal(d1[0], d3[0])
+    assert d1.shape == (16, 3, 128, 49)
+    assert torch.equal(d1, d2)
+    assert not torch.equal(d1[:, 0], d3[:, 0])
+    # Positions follow each image's id, not its place in the batch.
+    ids = torch.arange(16)
+    part = extract_descriptors(images[5:9], seed=3, ids=ids[5:9])
+    assert torch.equal(part, d1[5:9])
+    assert not torch.equal(extract_descriptors(images[5:9], seed=3), d1[5:9])
 
 
 def test_identical_sets_give_zero(images: torch.Tensor) -> None:
@@ -79,34 +83,39 @@ def test_identical_sets_give_zero(images: torch.Tensor) -> None:
     assert histogram_distance(images, images) == pytest.approx(0.0, abs=1e-12)
 
 
-def test_deterministic_and_reference_matches_function(images: torch.Tensor) -> None:
+def test_deterministic_and_seeded(images: torch.Tensor) -> None:
     fake = _gauss_blur(images, 1.0)
     a = swd(images, fake, seed=5)
-    b = swd(images, fake, seed=5)
-    assert a == b
-    ref = SWDReference(images, seed=5)
-    c = ref.distance(fake)
-    assert c["levels"] == pytest.approx(a["levels"], rel=1e-12)
+    assert a == swd(images, fake, seed=5)
     assert swd(images, fake, seed=6)["mean"] != a["mean"]  # the seed matters
 
 
+def test_cached_real_reference_matches_fresh_metric(images: torch.Tensor) -> None:
+    """``reset_fake`` keeps the real side: each later fake set scores as a fresh computation."""
+    m = SlicedWasserstein(seed=0)
+    m.update(images, real=True)
+    for sigma in (0.4, 1.6):
+        fake = _gauss_blur(images, sigma)
+        m.update(fake, real=False)
+        assert float(m.compute()["mean"]) == pytest.approx(swd(images, fake)["mean"], rel=1e-12)
+        m.reset_fake()
+
+
 def test_swd_monotonic_in_blur_strength(images: torch.Tensor) -> None:
-    ref = SWDReference(images, seed=0)
-    vals = [ref.distance(_gauss_blur(images, s))["mean"] for s in (0.4, 0.8, 1.6)]
+    vals = [swd(images, _gauss_blur(images, s))["mean"] for s in (0.4, 0.8, 1.6)]
     assert vals[0] < vals[1] < vals[2], vals
     # Blur removes fine detail: the finest level reacts most.
-    lv = ref.distance(_gauss_blur(images, 1.6))["levels"]
+    lv = swd(images, _gauss_blur(images, 1.6))["levels"]
     assert lv[0] == max(lv)
 
 
 def test_swd_and_hist_monotonic_in_noise_strength(images: torch.Tensor) -> None:
     g = torch.Generator().manual_seed(11)
     noise = torch.randn(images.shape, generator=g)
-    ref = SWDReference(images, seed=0)
     vals, hists = [], []
     for s in (0.01, 0.04, 0.12):
         fake = (images + s * noise).clamp(0, 1)
-        vals.append(ref.distance(fake)["mean"])
+        vals.append(swd(images, fake)["mean"])
         hists.append(histogram_distance(images, fake))
     assert vals[0] < vals[1] < vals[2], vals
     assert hists[0] < hists[1] < hists[2], hists
@@ -128,7 +137,7 @@ def test_unequal_set_sizes(images: torch.Tensor) -> None:
     # A subset of the same set is closer than a strongly blurred set of full size.
     assert r["mean"] < swd(images, _gauss_blur(images, 2.0))["mean"]
     with pytest.raises(ValueError):
-        SWDReference(images).distance(images[..., :32, :32])
+        swd(images, images[..., :32, :32])
 
 
 def test_histogram_distance_is_w1_in_grey_levels() -> None:
@@ -138,22 +147,23 @@ def test_histogram_distance_is_w1_in_grey_levels() -> None:
     assert histogram_distance(a.numpy(), b.numpy()) == histogram_distance(a, b)
 
 
-def test_torchmetrics_wrapper_matches_function(images: torch.Tensor) -> None:
+def test_split_updates_and_repeated_ids_give_the_whole_set(images: torch.Tensor) -> None:
+    """Shards in any order, with repeats (as DDP pads them), give the value of the whole set."""
     fake = _gauss_blur(images, 1.0)
+    whole = swd(images, fake, seed=2)
     m = SlicedWasserstein(seed=2)
-    m.update(images, real=True)
-    m.update(fake, real=False)
-    out = m.compute()
-    ref = swd(images, fake, seed=2)
-    assert out["levels"].tolist() == pytest.approx(ref["levels"], rel=1e-9)
-    assert float(out["mean"]) == pytest.approx(ref["mean"], rel=1e-9)
-    # Split updates of identical sets share positions batch-by-batch -> exactly zero.
-    m.reset()
-    for chunk in images.split(8):
-        m.update(chunk, real=True)
-    for chunk in images.split(8):
+    ids = torch.arange(16)
+    for shard in (ids[1::2], torch.cat([ids[0::2], ids[:1]])):  # rank 1, rank 0 padded with id 0
+        m.update(images[shard], real=True, ids=shard)
+    for chunk in fake.split(5):  # default ids run on across updates
         m.update(chunk, real=False)
-    assert float(m.compute()["mean"]) == pytest.approx(0.0, abs=1e-9)
+    out = m.compute()  # equal up to float32 convolutions run on batches of another size
+    assert out["levels"].tolist() == pytest.approx(whole["levels"], rel=1e-6)
+    assert float(out["mean"]) == pytest.approx(whole["mean"], rel=1e-6)
+    m.reset()
+    m.update(images[:8], real=True)  # a different real set: the check above can fail
+    m.update(fake, real=False)
+    assert float(m.compute()["mean"]) != pytest.approx(whole["mean"], rel=1e-3)
 
 
 def test_realism_report_keys(images: torch.Tensor) -> None:

@@ -128,3 +128,14 @@ def test_small_instances_removed_and_relabelled() -> None:
     with pytest.raises(ValueError):
         Representation(target="nope")  # type: ignore[arg-type]
     assert set(DECODERS) >= {p[1] for p in PAIRS}
+
+
+def test_core_erosion_cuts_bridges() -> None:
+    """Erosion splits two cores joined by a 1-px bridge (a gap in the predicted border)."""
+    truth = discs([(32, 30, 12), (32, 56, 12)], separated=False)
+    bridged = encode_target(truth, "bordercore", width_px=2)
+    bridged[32, 40:47] = 1  # the border between the grains has a 1-px gap
+    pred = decode(one_hot(bridged), "core_watershed", min_size_px=10, erode_px=1)
+    assert _recovered(truth, pred, min_iou=0.8)
+    merged = decode(one_hot(bridged), "core_watershed", min_size_px=10, erode_px=0)
+    assert merged.max() == 1  # without erosion the bridge merges the two grains
