@@ -224,6 +224,7 @@ def _new_files(folder: Path, before: set[Path]) -> list[str]:
     )
 
 
+@pytest.mark.slow  # the command line in a subprocess: integration, full suite only
 @pytest.mark.parametrize(("module", "overrides", "expect", "setup", "run_dir"), BAD_INPUTS)
 def test_bad_input_is_one_line_before_any_work(
     module: str,

@@ -12,6 +12,7 @@ from cli import run_cli
 from PIL import Image
 
 
+@pytest.mark.slow  # the command line in a subprocess: integration, full suite only
 def test_generate_baseline_cli(tmp_path: Path) -> None:
     out = tmp_path / "synthetic"
     overrides = ("+material=sio2", "checkpoint=none", "n_images=3", f"out_dir={out}")
@@ -27,6 +28,7 @@ def test_generate_baseline_cli(tmp_path: Path) -> None:
     assert [m["id"] for m in meta] == [0, 1, 2] and all(m["baseline"] for m in meta)
 
 
+@pytest.mark.slow  # the command line in a subprocess: integration, full suite only
 def test_generate_without_material_is_one_line_error(tmp_path: Path) -> None:
     proc = run_cli("experiments.generate", "checkpoint=none", "n_images=1", cwd=tmp_path)
     assert proc.returncode == 2
@@ -44,6 +46,7 @@ def _error_line(proc) -> str:
     return lines[0]
 
 
+@pytest.mark.slow  # the command line in a subprocess: integration, full suite only
 def test_resume_into_another_export_is_refused(tmp_path: Path) -> None:
     """One folder never mixes two exports: another material or seed, or fewer images than the
     folder holds, is refused with one line saying what differs, and the folder is left alone."""
@@ -65,6 +68,7 @@ def test_resume_into_another_export_is_refused(tmp_path: Path) -> None:
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
 
+@pytest.mark.slow  # the command line in a subprocess: integration, full suite only
 def test_material_override_with_a_checkpoint_is_said(tmp_path: Path, gan_checkpoint: Path) -> None:
     """The checkpoint fixes the material: a material.* override is not applied, and one warning
     line says so (the export itself runs)."""
@@ -96,6 +100,7 @@ def test_generate_on_cuda(tmp_path: Path) -> None:
     assert len(masks) == 4 and all(set(np.unique(m)) == {0, 1, 2} for m in masks)
 
 
+@pytest.mark.slow  # the command line in a subprocess: integration, full suite only
 def test_generate_device_cuda_without_gpu_is_one_line_error(tmp_path: Path) -> None:
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")

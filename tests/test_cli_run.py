@@ -93,6 +93,7 @@ def test_topography_run_reports_learned_law_and_exports_from_it(tmp_path: Path, 
     assert geo_median == pytest.approx(topo["learned"]["median_nm"], rel=0.35)
 
 
+@pytest.mark.slow  # the command line in a subprocess: integration, full suite only
 def test_missing_material_is_one_clear_line(tmp_path: Path) -> None:
     res = run_cli([f"hydra.run.dir={tmp_path}"], timeout=120)
     assert res.returncode == 2
@@ -100,6 +101,7 @@ def test_missing_material_is_one_clear_line(tmp_path: Path) -> None:
     assert len(lines) == 1 and "+material=" in lines[0]
 
 
+@pytest.mark.slow  # the command line in a subprocess: integration, full suite only
 def test_bad_range_names_the_key(tmp_path: Path) -> None:
     res = run_cli(
         [
@@ -114,6 +116,7 @@ def test_bad_range_names_the_key(tmp_path: Path) -> None:
     assert "material.params.particle_yield" in res.stderr and "Traceback" not in res.stderr
 
 
+@pytest.mark.slow  # the command line in a subprocess: integration, full suite only
 def test_missing_data_dir_names_the_key(tmp_path: Path) -> None:
     res = run_cli(
         ["+material=sio2", f"data.real_dir={tmp_path / 'nope'}", f"hydra.run.dir={tmp_path}"],

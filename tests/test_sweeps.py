@@ -116,6 +116,7 @@ def sample_params(parameters: dict, rng: random.Random) -> dict[str, object]:
     return out
 
 
+@pytest.mark.slow  # the command line in a subprocess: integration, full suite only
 def test_agent_command_runs_a_tiny_job_offline(tmp_path: Path, cache_dir: Path) -> None:
     path = ROOT / "configs" / "sweep" / "sio2.yaml"
     sweep = yaml.safe_load(path.read_text())

@@ -80,6 +80,7 @@ def unchecked_ckpt(folder: Path) -> Path:
     return path
 
 
+@pytest.mark.slow  # the command line in a subprocess: integration, full suite only
 def test_empty_folder_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     ckpt = unchecked_ckpt(tmp_path)
@@ -89,6 +90,7 @@ def test_empty_folder_is_one_line(tmp_path: Path) -> None:
     assert "empty" in one_line_error(proc)
 
 
+@pytest.mark.slow  # the command line in a subprocess: integration, full suite only
 def test_missing_pixel_size_is_one_line_naming_the_file(tmp_path: Path) -> None:
     ckpt = unchecked_ckpt(tmp_path)
     Image.fromarray(specimen()[0]).save(tmp_path / "no_scale.png")
@@ -98,11 +100,13 @@ def test_missing_pixel_size_is_one_line_naming_the_file(tmp_path: Path) -> None:
     assert "no_scale.png" in line and "pixel_size_nm=<nm per px>" in line
 
 
+@pytest.mark.slow  # the command line in a subprocess: integration, full suite only
 def test_missing_segmenter_is_one_line(tmp_path: Path) -> None:
     line = one_line_error(run_cli("experiments.analyze", f"input_dir={tmp_path}", cwd=tmp_path))
     assert line.startswith("error: segmenter: is required")
 
 
+@pytest.mark.slow  # the command line in a subprocess: integration, full suite only
 def test_output_into_the_input_folder_is_refused(micrographs: Path, tmp_path: Path) -> None:
     proc = run_cli(
         "experiments.analyze",

@@ -277,6 +277,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
+@pytest.mark.slow  # the command line in a subprocess: integration, full suite only
 def test_cli_prepares_and_reports_errors_in_one_line(tmp_path):
     raw, out = _raw_folder(tmp_path), tmp_path / "out"
     ok = _cli(f"data.raw_dir={raw}", f"data.out_dir={out}", "data.patch_size=128",
