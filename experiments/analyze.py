@@ -72,7 +72,14 @@ def main(cfg: DictConfig) -> dict[str, Any]:
 
     from diffrendergan.analysis.pipeline import Options, analyze  # the network stack: after the checks
 
-    options = Options(opts.crop_bottom_px, opts.include_border, opts.device, opts.tta, opts.n_boot, opts.seed)
+    options = Options(
+        crop_bottom_px=opts.crop_bottom_px,
+        include_border=opts.include_border,
+        device=opts.device,
+        tta=opts.tta,
+        n_boot=opts.n_boot,
+        seed=opts.seed,
+    )
     summary = analyze(ckpt, checked, out_dir, options)
     _print(summary, out_dir)
     return summary

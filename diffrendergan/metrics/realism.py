@@ -230,12 +230,12 @@ class SlicedWasserstein(Metric):
     def update(self, images: torch.Tensor | np.ndarray, real: bool, ids: torch.Tensor | None = None) -> None:
         """images: (N,1,H,W) in a fixed value range; ``real`` picks the set; ids: (N,) or None."""
         real = bool(real)
-        n = len(_as_images(images))
+        x = _as_images(images)
         if ids is None:
-            ids = torch.arange(self._next_id[real], self._next_id[real] + n)
-            self._next_id[real] += n
+            ids = torch.arange(self._next_id[real], self._next_id[real] + len(x))
+            self._next_id[real] += len(x)
         ids = torch.as_tensor(ids, dtype=torch.long).reshape(-1).cpu()
-        desc = extract_descriptors(images, seed=self.seed, n_patches=self.n_patches, ids=ids)
+        desc = extract_descriptors(x, seed=self.seed, n_patches=self.n_patches, ids=ids)
         side = "real" if real else "fake"
         getattr(self, f"{side}_desc").append(desc.to(self.device))
         getattr(self, f"{side}_ids").append(ids.to(self.device))

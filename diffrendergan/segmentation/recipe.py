@@ -23,8 +23,16 @@ NORMALIZATIONS = ("matched", "percentile", "raw")
 LR_SCHEDULES = ("poly", "constant")
 PRECISIONS = ("auto", "32", "bf16-mixed", "16-mixed")
 # Keys that only change how predictions are decoded or tiled, not the trained network.
-DECODE_KEYS = ("decoder", "min_size_px", "core_erode_px", "tile", "overlap", "tta", "accelerator")
-DECODE_KEYS += ("num_workers",)
+DECODE_KEYS = (
+    "decoder",
+    "min_size_px",
+    "core_erode_px",
+    "tile",
+    "overlap",
+    "tta",
+    "accelerator",
+    "num_workers",
+)
 
 
 @dataclass

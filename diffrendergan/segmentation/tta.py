@@ -16,7 +16,7 @@ Predict = Callable[[torch.Tensor], torch.Tensor]
 
 
 def dihedral_views() -> list[tuple[int, bool]]:
-    """The 8 symmetries as (quarter turns, transpose-by-flip first)."""
+    """The 8 symmetries as (quarter turns, mirror left-right before turning)."""
     return [(k, flip) for flip in (False, True) for k in range(4)]
 
 
