@@ -125,14 +125,14 @@ def gan_step_figures(batch: int, repeats: int) -> dict:
 
 
 def export_figure(n_images: int = 16, particles: int = 30) -> dict:
-    from diffrendergan.export.writer import export_dataset
+    from diffrendergan.export.writer import ExportOptions, export_dataset
 
     m = fixed_count(load_material("sio2"), particles)
     g = Generator(m, RendererConfig())
     with tempfile.TemporaryDirectory() as tmp:
-        export_dataset(g, Path(tmp) / "warm", 2, seed=99, batch_size=8, progress=False)
+        export_dataset(g, Path(tmp) / "warm", 2, ExportOptions(seed=99, batch_size=8, progress=False))
         t = time.perf_counter()
-        export_dataset(g, Path(tmp) / "out", n_images, seed=0, batch_size=8, progress=False)
+        export_dataset(g, Path(tmp) / "out", n_images, ExportOptions(seed=0, batch_size=8, progress=False))
         dt = time.perf_counter() - t
     return {
         "export_images_per_s": n_images / dt,
@@ -150,6 +150,23 @@ def layout_figures(seeds: int = 20) -> dict:
         seed = iter(range(seeds + 1))
         out[name] = 1e3 * median_time(lambda m=m, seed=seed: sample_layout(m, next(seed)), seeds)
     return out
+
+
+def vertex_normal_figure(repeats: int) -> dict:
+    """Vertex normals of one tio2 layout's particles: ours (one gather + scatter) vs PyTorch3D's
+    ``Meshes.verts_normals_padded`` (same values); ours is kept where it is faster."""
+    from pytorch3d.structures import Meshes
+
+    from diffrendergan.geometry.shapes import vertex_normals
+
+    m = load_material("tio2")
+    parts = build_particles(sample_layout(m, 3), m)
+    v, f = parts.verts, parts.faces
+    ours = median_time(lambda: vertex_normals(v, f), 10 * repeats)
+    library = median_time(lambda: Meshes(verts=v, faces=f).verts_normals_padded(), 10 * repeats)
+    diff = (vertex_normals(v, f) - Meshes(verts=v, faces=f).verts_normals_padded()).abs().max()
+    return {"particles": int(v.shape[0]), "ours_ms": 1e3 * ours, "pytorch3d_ms": 1e3 * library,
+            "pytorch3d_over_ours": library / ours, "max_abs_difference": float(diff)}  # fmt: skip
 
 
 def soft_coverage_figure(repeats: int) -> dict:
@@ -218,7 +235,7 @@ def render_figures(material: MaterialConfig, particles: int, size: int, repeats:
 def cuda_figures(repeats: int, gpu: str = "cuda") -> dict:
     """GPU vs the same machine's CPU, one process: rasterization (PyTorch3D CUDA kernels vs CPU),
     GAN steps with fresh and cached layouts, export, and topography's soft coverage."""
-    from diffrendergan.export.writer import export_dataset
+    from diffrendergan.export.writer import ExportOptions, export_dataset
 
     def timed(fn: Callable[[], object], n: int = repeats) -> float:
         def synced() -> None:
@@ -260,9 +277,9 @@ def cuda_figures(repeats: int, gpu: str = "cuda") -> dict:
     for dev in ("cpu", gpu):
         g = Generator(m, RendererConfig()).to(dev)
         with tempfile.TemporaryDirectory() as tmp:
-            export_dataset(g, Path(tmp) / "warm", 2, seed=99, batch_size=16, progress=False)
+            export_dataset(g, Path(tmp) / "warm", 2, ExportOptions(seed=99, batch_size=16, progress=False))
             t = time.perf_counter()
-            export_dataset(g, Path(tmp) / "out", 32, seed=0, batch_size=16, progress=False)
+            export_dataset(g, Path(tmp) / "out", 32, ExportOptions(seed=0, batch_size=16, progress=False))
             rate[dev] = 32 / (time.perf_counter() - t)
     out["export_256px_30p_images_per_s"] = {**rate, "speedup": rate[gpu] / rate["cpu"]}
     return out
@@ -279,8 +296,9 @@ def peak_rss(case: str) -> float:
         code += "b = StepBench(m, RendererConfig(), 1); b.full(); "
     else:
         code += (
-            "from diffrendergan.export.writer import export_dataset; "
-            "export_dataset(Generator(m, RendererConfig()), Path(tempfile.mkdtemp()), 2, progress=False); "
+            "from diffrendergan.export.writer import ExportOptions, export_dataset; "
+            "export_dataset(Generator(m, RendererConfig()), Path(tempfile.mkdtemp()), 2, "
+            "ExportOptions(progress=False)); "
         )
     code += "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
     res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
@@ -325,6 +343,7 @@ def main(argv: list[str] | None = None) -> dict:
     sio2 = load_material("sio2")
     res["render_256"] = [render_figures(sio2, n, 256, args.repeats) for n in (10, 50, 200)]
     res["soft_coverage"] = soft_coverage_figure(args.repeats)
+    res["vertex_normals"] = vertex_normal_figure(args.repeats)
     if args.full:
         res["scaling_pixels"] = [render_figures(sio2, 50, s, 3) for s in (256, 512, 1024)]
         res["peak_rss_gb"] = {

@@ -13,14 +13,16 @@ Package map (one module per concept):
     noise         detector chain: probe blur, gain/offset, shot + read noise
     params        ParamSpace: named [low, high] ranges <-> unit vectors, physical domains
     models        parameter network, generator (with weight EMA), discriminator, losses, topography
-    training      the GAN LightningModule, callbacks, checkpoint loading
+    training      the GAN LightningModule, its parts built from the model config (instantiate),
+                  callbacks, checkpoint loading (older flat-key checkpoints upgraded)
     data          micrograph readers, pixel size from metadata, data-bar detection, patching, demo
     metrics       realism (SWD, histogram), particle appearance, segmentation metrics
     segmentation  the segmenter: recipe, instance representations, data, training, checkpoints
     evaluation    comparison protocol (seeds, paired intervals), ceilings, tiling, classical baseline
     export        atomic, resumable, fingerprinted dataset writer
     analysis      particle sizes and shapes in nm of new micrographs (experiments.analyze)
-    tasks         the entry points' work: train, segment, compare, realism, preview
+    tasks         the entry points' work: train, segment, compare, realism, preview; builders of
+                  the callbacks, loggers and Trainer from their config groups
 """
 
 __version__ = "0.1.0"

@@ -338,6 +338,7 @@ _CONVERT = re.compile(r"^Value '(?P<v>.*)' of type '\w+' could not be converted 
 _BOOL = re.compile(r"^Value '(?P<v>.*)' is not a valid bool")
 _HINT = re.compile(r"^Value '(?P<v>.*)' of type '\w+' is incompatible with type hint '(?P<t>.*)'")
 _NONE = re.compile(r"^Incompatible value 'None' for field of type '(?P<t>\w+)'")
+_UNKNOWN = re.compile(r"^Key '(?P<k>[^']+)' not in '\w+'")
 _HINT_WORDS = {
     "Optional[Union[int, float]]": "an integer (a number of batches) or a fraction in [0, 1], or null",
     "Union[int, float, NoneType]": "an integer (a number of batches) or a fraction in [0, 1], or null",
@@ -354,6 +355,8 @@ def _friendly(message: str) -> str:
         return f"expected {_HINT_WORDS.get(m['t'], m['t'])}, got {m['v']!r}"
     if m := _NONE.match(message):
         return f"expected {_ARTICLE.get(m['t'], m['t'])}, got null"
+    if _UNKNOWN.match(message):
+        return "unknown key; check the spelling (docs/configuration.md lists the keys)"
     return message
 
 

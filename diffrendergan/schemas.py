@@ -10,6 +10,7 @@ left as it is: the schemas validate, they do not rewrite what the library receiv
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -64,36 +65,115 @@ class PrepareDataSchema:
 
 
 @dataclass
-class ModelSchema:
-    """``configs/model/gan.yaml``."""
+class GeneratorSchema:
+    """``model.generator``: the parameter network, built by ``instantiate`` as a partial that
+    receives the material and renderer (see :mod:`diffrendergan.training.parts`)."""
 
-    param_net: str = "mlp"
+    _target_: str = "diffrendergan.models.generator.Generator"
+    _partial_: bool = True
+    net: str = "mlp"
     hidden: int = 128
     layers: int = 4
     dropout: float = 0.2
     max_particles: int | None = None
-    loss: str = "lsgan"
-    lr_g: float = 2e-4
-    lr_d: float = 1e-4
+
+
+@dataclass
+class DiscriminatorSchema:
+    """``model.discriminator`` (PatchGAN)."""
+
+    _target_: str = "diffrendergan.models.discriminator.PatchDiscriminator"
+    in_channels: int = 1
+    base_filters: int = 64
+    n_layers: int = 3
+    norm: str = "instance"
+
+
+@dataclass
+class LossSchema:
+    """``model.loss``: a callable returning (d_loss, g_loss)."""
+
+    _target_: str = "diffrendergan.models.gan_losses.get_losses"
+    name: str = "lsgan"
+
+
+@dataclass
+class OptimizerSchema:
+    """``model.optimizer_g`` / ``model.optimizer_d``: an optimizer factory (``_partial_``) that
+    receives the parameters."""
+
+    _target_: str = "torch.optim.Adam"
+    _partial_: bool = True
+    lr: float = 2e-4
     betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
-    d_base_filters: int = 64
-    d_layers: int = 3
+
+
+@dataclass
+class TopographySchema:
+    """``model.topography``: learning the size law (and count) end to end."""
+
+    enabled: bool = False
+    learn_count: bool = False
+    lr: float = 1e-2
+    init: dict[str, Any] | None = None
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    warmup_epochs: int = 0
+    centre_noise: bool = True
+    average_from: float = 0.5
+    report_images: int = 32
+
+
+@dataclass
+class ModelSchema:
+    """``configs/model/gan.yaml``."""
+
+    generator: GeneratorSchema = field(default_factory=GeneratorSchema)
+    discriminator: DiscriminatorSchema = field(default_factory=DiscriminatorSchema)
+    loss: LossSchema = field(default_factory=LossSchema)
+    optimizer_g: OptimizerSchema = field(default_factory=OptimizerSchema)
+    optimizer_d: OptimizerSchema = field(default_factory=lambda: OptimizerSchema(lr=1e-4))
     layout_pool: int = 64
     n_eval: int = 16
-    learn_topography: bool = False
-    learn_count: bool = False
-    lr_topo: float = 1e-2
-    topo_init: dict[str, Any] | None = None
-    topo_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    topo_warmup_epochs: int = 0
-    topo_centre_noise: bool = True
-    topo_average_from: float = 0.5
-    topo_report_images: int = 32
     ema_decay: float = 0.0
     lr_decay: str = "constant"
     lr_end_factor: float = 0.1
     particle_weight: float = 0.0
-    d_norm: str = "instance"
+    topography: TopographySchema = field(default_factory=TopographySchema)
+
+
+# Keys of the model group before it was split into built parts (old name -> new name): a command
+# line or config with an old key gets one line naming the new one.
+RENAMED_MODEL_KEYS = {
+    "param_net": "generator.net",
+    "hidden": "generator.hidden",
+    "layers": "generator.layers",
+    "dropout": "generator.dropout",
+    "max_particles": "generator.max_particles",
+    "loss": "loss.name",
+    "lr_g": "optimizer_g.lr",
+    "lr_d": "optimizer_d.lr",
+    "betas": "optimizer_g.betas and model.optimizer_d.betas",
+    "d_base_filters": "discriminator.base_filters",
+    "d_layers": "discriminator.n_layers",
+    "d_norm": "discriminator.norm",
+    "learn_topography": "topography.enabled",
+    "learn_count": "topography.learn_count",
+    "lr_topo": "topography.lr",
+    "topo_init": "topography.init",
+    "topo_betas": "topography.betas",
+    "topo_warmup_epochs": "topography.warmup_epochs",
+    "topo_centre_noise": "topography.centre_noise",
+    "topo_average_from": "topography.average_from",
+    "topo_report_images": "topography.report_images",
+}
+
+
+def renamed_key_message(key: str) -> str | None:
+    """``model.lr_g`` -> 'renamed to model.optimizer_g.lr ...'; None for keys never renamed."""
+    head, _, name = key.lstrip("~+").partition("=")[0].partition(".")
+    if head != "model" or name not in RENAMED_MODEL_KEYS:
+        return None
+    return f"renamed to model.{RENAMED_MODEL_KEYS[name]} (README: renamed model keys)"
 
 
 @dataclass
@@ -307,26 +387,39 @@ def check_model(node: Any, key: str = "model") -> ModelSchema:
     from diffrendergan.models.gan_losses import GAN_LOSSES
     from diffrendergan.models.param_net import PARAM_NETS
 
+    for old in node or {}:  # ("loss" is both an old key and a new node: a node is not old)
+        message = renamed_key_message(f"{key}.{old}")
+        if message and not isinstance(_plain(node[old]), dict):
+            raise ConfigError(f"{key}.{old}", message)
     m = typed(ModelSchema, node, key)
-    if m.param_net not in PARAM_NETS:
-        raise ConfigError(f"{key}.param_net", f"expected one of {sorted(PARAM_NETS)}, got {m.param_net!r}")
-    if m.loss not in GAN_LOSSES:
-        raise ConfigError(f"{key}.loss", f"expected one of {sorted(GAN_LOSSES)}, got {m.loss!r}")
-    for name in ("hidden", "layers", "d_base_filters", "d_layers", "n_eval", "topo_report_images"):
-        at_least(f"{key}.{name}", getattr(m, name), 1)
-    at_least(f"{key}.max_particles", m.max_particles, 1, allow_none=True)
-    fraction(f"{key}.dropout", m.dropout, upper_open=True)
-    for name in ("lr_g", "lr_d", "lr_topo"):
-        positive(f"{key}.{name}", getattr(m, name))
-    _betas(f"{key}.betas", m.betas)
-    _betas(f"{key}.topo_betas", m.topo_betas)
+    g, d, t = m.generator, m.discriminator, m.topography
+    if g.net not in PARAM_NETS:
+        raise ConfigError(f"{key}.generator.net", f"expected one of {sorted(PARAM_NETS)}, got {g.net!r}")
+    if m.loss.name not in GAN_LOSSES:
+        raise ConfigError(f"{key}.loss.name", f"expected one of {sorted(GAN_LOSSES)}, got {m.loss.name!r}")
+    for name, value in (
+        ("generator.hidden", g.hidden),
+        ("generator.layers", g.layers),
+        ("discriminator.base_filters", d.base_filters),
+        ("discriminator.n_layers", d.n_layers),
+        ("n_eval", m.n_eval),
+        ("topography.report_images", t.report_images),
+    ):
+        at_least(f"{key}.{name}", value, 1)
+    at_least(f"{key}.generator.max_particles", g.max_particles, 1, allow_none=True)
+    fraction(f"{key}.generator.dropout", g.dropout, upper_open=True)
+    for name, opt in (("optimizer_g", m.optimizer_g), ("optimizer_d", m.optimizer_d)):
+        positive(f"{key}.{name}.lr", opt.lr)
+        _betas(f"{key}.{name}.betas", opt.betas)
+    positive(f"{key}.topography.lr", t.lr)
+    _betas(f"{key}.topography.betas", t.betas)
     at_least(f"{key}.layout_pool", m.layout_pool, -1)
-    at_least(f"{key}.topo_warmup_epochs", m.topo_warmup_epochs, 0)
-    fraction(f"{key}.topo_average_from", m.topo_average_from)
+    at_least(f"{key}.topography.warmup_epochs", t.warmup_epochs, 0)
+    fraction(f"{key}.topography.average_from", t.average_from)
     fraction(f"{key}.ema_decay", m.ema_decay, upper_open=True)
     at_least(f"{key}.particle_weight", m.particle_weight, 0.0)
-    if m.d_norm not in D_NORMS:
-        raise ConfigError(f"{key}.d_norm", f"expected one of {D_NORMS}, got {m.d_norm!r}")
+    if d.norm not in D_NORMS:
+        raise ConfigError(f"{key}.discriminator.norm", f"expected one of {D_NORMS}, got {d.norm!r}")
     if m.lr_decay not in LR_DECAYS:
         raise ConfigError(f"{key}.lr_decay", f"expected one of {LR_DECAYS}, got {m.lr_decay!r}")
     if not 0.0 < m.lr_end_factor <= 1.0:
@@ -371,7 +464,30 @@ def check_trainer(node: Any, key: str = "trainer") -> TrainerSchema:
     return t
 
 
-LOGGER_BACKENDS = ("wandb", "csv", "none")
+def locate(target: str) -> Any:
+    """The object a ``_target_`` names (``package.module.Name``). Hydra's ``get_object`` logs a
+    multi-line error before raising; this one only raises."""
+    module, _, name = target.rpartition(".")
+    if not module:
+        raise ValueError("expected a dotted path module.Name")
+    return getattr(importlib.import_module(module), name)
+
+
+def check_instantiable(node: Any, key: str) -> None:
+    """A group of named ``_target_`` entries (``callbacks``, ``logger``): every entry is a mapping
+    whose ``_target_`` imports, so a misspelt class fails now, not after the data are prepared."""
+    for name in node or {}:
+        entry = OmegaConf.select(node, str(name), throw_on_resolution_failure=False)
+        if entry is None:  # dropped with `callbacks.<name>=null`
+            continue
+        target = entry.get("_target_") if isinstance(entry, DictConfig) else None
+        if not isinstance(target, str):
+            raise ConfigError(f"{key}.{name}", "expected a mapping with _target_: <module.Class>")
+        try:
+            locate(target)
+        except (ImportError, AttributeError, ValueError) as exc:
+            reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+            raise ConfigError(f"{key}.{name}._target_", f"cannot import {target!r} ({reason})") from None
 
 
 def check_labeled_dir(value: object) -> Path | None:
@@ -399,9 +515,8 @@ def check_run(cfg: DictConfig) -> None:
     """Every typed group of experiments.run (data, model, trainer, export, top level) and its
     folders: data.real_dir and data.labeled_dir exist, paths.cache_dir can be written."""
     typed(RunSchema, cfg, "", subset=True)
-    backend = OmegaConf.select(cfg, "logger.backend")
-    if backend not in LOGGER_BACKENDS:
-        raise ConfigError("logger.backend", f"expected one of {LOGGER_BACKENDS}, got {backend!r}")
+    check_instantiable(cfg.get("callbacks"), "callbacks")
+    check_instantiable(cfg.get("logger"), "logger")
     check_data(cfg.data)
     check_model(cfg.model)
     check_trainer(cfg.trainer)

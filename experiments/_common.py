@@ -159,9 +159,13 @@ def _one_line(text: str) -> str:
 def _unknown_key(config_name: str, message: str, cause: BaseException) -> str:
     """``seg.instance_method: unknown key ('seg' is not in the compare config; did you mean
     'segmenter'?) ...``: the override's key, the missing part and its likely intended spelling."""
+    from diffrendergan.schemas import renamed_key_message
+
     m = re.match(r"Could not override '(?P<key>[^']+)'", message)
     full_key = str(getattr(cause, "full_key", "") or "")
     override = m["key"] if m else full_key
+    if renamed := renamed_key_message(override):
+        return f"{override}: {renamed}"
     missing = str(getattr(cause, "key", "") or override.rpartition(".")[2])
     parent = getattr(cause, "parent_node", None)
     head = full_key.rpartition(".")[0]  # where the missing key was looked up ("" = the top level)

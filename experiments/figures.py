@@ -128,10 +128,10 @@ def mask_overlays(out_dir: Path, n: int = 3) -> Path:
             grid = np.asarray(Image.open(png).convert("RGB"))  # rows: real (empty) | fake | overlay
             h, w = material.image_size, material.image_size
             tiles = []
-            for i in range(n):
-                x = i * (w + PAD)
-                fake = grid[h + PAD : 2 * h + PAD, x : x + w]
-                overlay = grid[2 * (h + PAD) : 3 * h + 2 * PAD, x : x + w]
+            for i in range(n):  # make_grid pads every side of every tile by PAD
+                x, y = PAD + i * (w + PAD), PAD + h + PAD
+                fake = grid[y : y + h, x : x + w]
+                overlay = grid[y + h + PAD : y + 2 * h + PAD, x : x + w]
                 tiles += [_tile(fake), _tile(overlay)]
             rows.append((f"{name}\n{material.shader}\n{material.pixel_size_nm} nm/px", tiles))
     return _save(_sheet(rows, "RGB"), out_dir / "mask_overlays.png")

@@ -9,7 +9,7 @@ import hydra
 from omegaconf import DictConfig
 
 from diffrendergan.config import renderer_from_dict
-from diffrendergan.export.writer import export_dataset
+from diffrendergan.export.writer import ExportOptions, export_dataset
 from diffrendergan.models.generator import Generator
 from diffrendergan.schemas import check_generate
 from diffrendergan.training.load import load_generator
@@ -53,12 +53,14 @@ def main(cfg: DictConfig) -> dict:
         gen,
         out_dir,
         opts.n_images,
-        seed=opts.seed,
-        batch_size=opts.batch_size,
-        baseline=baseline,
-        progress=opts.progress,
-        checkpoint_sha256=ckpt_sha,
-        widen=opts.widen,
+        ExportOptions(
+            seed=opts.seed,
+            batch_size=opts.batch_size,
+            baseline=baseline,
+            progress=opts.progress,
+            checkpoint_sha256=ckpt_sha,
+            widen=opts.widen,
+        ),
     )
     kind = "no-GAN baseline (uniform params)" if baseline else "trained generator"
     if opts.widen and not baseline:

@@ -14,7 +14,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from diffrendergan.data.patches import MANIFEST_NAME, PATCH_SUBDIR, prepare_patches
+from diffrendergan.data.patches import MANIFEST_NAME, PATCH_SUBDIR, PatchOptions, prepare_patches
 from diffrendergan.errors import ConfigError, DataError
 from diffrendergan.schemas import check_prepare_data
 from experiments._common import check_command_line, existing_folder, required, writable_folder
@@ -27,9 +27,7 @@ def run(cfg: DictConfig) -> Path:
     d = check_prepare_data(cfg.data)  # types and ranges, before any file is read
     existing_folder("data.raw_dir", raw_dir, "a folder of micrographs")
     out_dir = writable_folder("data.out_dir", d.out_dir)
-    patches = prepare_patches(
-        raw_dir,
-        out_dir,
+    opts = PatchOptions(
         size=d.patch_size,
         stride=d.stride,
         pixel_size_nm=d.pixel_size_nm,
@@ -38,6 +36,7 @@ def run(cfg: DictConfig) -> Path:
         page=d.page,
         strict=d.strict,
     )
+    patches = prepare_patches(raw_dir, out_dir, opts)
     sources = len({p.source for p in patches})
     print(f"{len(patches)} patches from {sources} image(s) -> {out_dir / PATCH_SUBDIR}")
     print(f"manifest: {out_dir / MANIFEST_NAME}")

@@ -173,9 +173,8 @@ def check_composed(cfg: Any, combo: Mapping[str, Any]) -> None:
 
     from diffrendergan.config import material_from_dict, renderer_from_dict
     from diffrendergan.errors import ConfigError
-    from diffrendergan.models.gan_losses import GAN_LOSSES
-    from diffrendergan.models.param_net import PARAM_NETS
     from diffrendergan.rendering.renderer import param_space_for
+    from diffrendergan.schemas import check_model
 
     for key, value in combo.items():
         got = OmegaConf.select(cfg, key, throw_on_missing=False)
@@ -185,14 +184,9 @@ def check_composed(cfg: Any, combo: Mapping[str, Any]) -> None:
         material = material_from_dict(OmegaConf.to_container(cfg.material, resolve=True))  # type: ignore[arg-type]
         param_space_for(material)
         renderer_from_dict(OmegaConf.to_container(cfg.renderer, resolve=True))  # type: ignore[arg-type]
+        check_model(cfg.model)
     except ConfigError as exc:
         raise SweepError(f"{exc} (with {_fmt_combo(combo)})") from exc
-    if cfg.model.param_net not in PARAM_NETS:
-        raise SweepError(
-            f"model.param_net: expected one of {sorted(PARAM_NETS)}, got {cfg.model.param_net!r}"
-        )
-    if cfg.model.loss not in GAN_LOSSES:
-        raise SweepError(f"model.loss: expected one of {sorted(GAN_LOSSES)}, got {cfg.model.loss!r}")
 
 
 def _fmt_combo(combo: Mapping[str, Any]) -> str:

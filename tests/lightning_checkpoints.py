@@ -32,4 +32,4 @@ def save_gan_checkpoint(path: Path, material: str = "sio2", image_size: int = 64
     raw.update(image_size=image_size, count={"kind": "uniform", "low": 2, "high": 4}, **material_over)
     renderer = yaml.safe_load((ROOT / "configs" / "renderer" / "default.yaml").read_text())
     torch.manual_seed(0)
-    return save_module_checkpoint(GANModule(raw, renderer, layout_pool=2, n_eval=2), path)
+    return save_module_checkpoint(GANModule(raw, renderer, {"layout_pool": 2, "n_eval": 2}), path)

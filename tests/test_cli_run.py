@@ -75,8 +75,13 @@ def test_smoke_run_writes_summary(tmp_path: Path, cache_dir: Path) -> None:
 @pytest.mark.slow
 def test_topography_run_reports_learned_law_and_exports_from_it(tmp_path: Path, cache_dir: Path) -> None:
     out = tmp_path / "run"
-    args = [*SMALL, "model.learn_topography=true", "model.learn_count=true", "model.topo_init={median_nm:60}"]
-    topo = run_ok([*args, "model.topo_report_images=4"], out, cache_dir)["topography"]
+    args = [
+        *SMALL,
+        "model.topography.enabled=true",
+        "model.topography.learn_count=true",
+        "model.topography.init={median_nm:60}",
+    ]
+    topo = run_ok([*args, "model.topography.report_images=4"], out, cache_dir)["topography"]
     assert topo["units"] == "nm"
     assert (
         set(topo["learned"]) == set(topo["truth"]) >= {"mean_size_nm", "sigma", "median_nm", "expected_count"}
@@ -200,8 +205,8 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 @pytest.mark.gpu
 @needs_cuda
 def test_gpu_run_learns_topography_exports_and_evaluates(tmp_path: Path, cache_dir: Path) -> None:
-    args = [*SMALL, "trainer=gpu", "model.learn_topography=true", "model.learn_count=true"]
-    summary = run_ok([*args, "model.topo_report_images=4"], tmp_path / "gpu", cache_dir)
+    args = [*SMALL, "trainer=gpu", "model.topography.enabled=true", "model.topography.learn_count=true"]
+    summary = run_ok([*args, "model.topography.report_images=4"], tmp_path / "gpu", cache_dir)
     assert summary["hardware"]["accelerator"] == "cuda" and summary["hardware"]["gpu"]
     assert summary["steps"] == 8 and summary["realism"]["end"] > 0
     assert summary["topography"]["learned"]["median_nm"] > 0

@@ -51,6 +51,44 @@ class Patch:
     file: str | None = None
 
 
+@dataclass(frozen=True)
+class PatchOptions:
+    """How :func:`prepare_patches` cuts patches. One frozen value instead of seven keyword
+    arguments keeps the function within the project's parameter limit, and lets a caller build the
+    settings once (from a config), check or log them, and pass them on unchanged.
+
+    Attributes:
+        size: patch side in pixels (after resampling).
+        stride: step between patch starts in pixels (< size: overlapping patches).
+        pixel_size_nm: nm per source pixel; None = unknown.
+        target_pixel_size_nm: resample to this nm per pixel (only when ``pixel_size_nm`` is given).
+        crop_bottom_px: rows of data bar to cut off the bottom; None = detect it.
+        page: TIFF page to read.
+        strict: raise on an unreadable or too-small file (False: skip it with a warning).
+    """
+
+    size: int = 256
+    stride: int = 256
+    pixel_size_nm: float | None = None
+    target_pixel_size_nm: float | None = None
+    crop_bottom_px: int | None = None
+    page: int = 0
+    strict: bool = True
+
+    @property
+    def scale(self) -> float:
+        """Resample factor (output px / source px): pixel / target size when both are known, else 1."""
+        if self.pixel_size_nm is not None and self.target_pixel_size_nm is not None:
+            return float(self.pixel_size_nm) / float(self.target_pixel_size_nm)
+        return 1.0
+
+    @property
+    def patch_pixel_size_nm(self) -> float | None:
+        """nm per pixel of the saved patches; None when unknown."""
+        px = self.target_pixel_size_nm if self.scale != 1.0 else self.pixel_size_nm
+        return None if px is None else float(px)
+
+
 def resample(img: np.ndarray, factor: float) -> np.ndarray:
     """Bilinear resampling by ``factor`` (> 1 enlarges), anti-aliased when shrinking.
 
@@ -152,25 +190,17 @@ def _to_u8(img: np.ndarray) -> np.ndarray:
     return np.round(np.clip(img, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
-def _patches_of_image(
-    path: Path,
-    patch_dir: Path,
-    size: int,
-    stride: int,
-    scale: float,
-    pixel_size_nm: float | None,
-    crop_bottom_px: int | None,
-    page: int,
-) -> list[Patch]:
+def _patches_of_image(path: Path, patch_dir: Path, opts: PatchOptions) -> list[Patch]:
     """Cut, filter and save the particle patches of one micrograph."""
-    raw = read_micrograph(path, page=page, normalize="full")
+    size, scale = opts.size, opts.scale
+    raw = read_micrograph(path, page=opts.page, normalize="full")
     try:
-        specimen = crop_data_bar(raw, crop_bottom_px)
+        specimen = crop_data_bar(raw, opts.crop_bottom_px)
     except DataError as exc:
         raise DataError(path, str(exc).split(": ", 1)[-1]) from exc
     img = resample(normalize_image(specimen, "percentile"), scale)
     out = []
-    for y0, x0 in tile(img, size, stride, source=str(path)):
+    for y0, x0 in tile(img, size, opts.stride, source=str(path)):
         patch = img[y0 : y0 + size, x0 : x0 + size]
         if not has_particles(patch):
             continue
@@ -179,7 +209,9 @@ def _patches_of_image(
         sx1 = min(round((x0 + size) / scale), specimen.shape[1])
         name = f"{path.stem}_{sy0}_{sx0}.png"
         _atomic_write_png(_to_u8(patch), patch_dir / name)
-        out.append(Patch(str(path), (sy0, sx0, sy1, sx1), scale, pixel_size_nm, f"{PATCH_SUBDIR}/{name}"))
+        out.append(
+            Patch(str(path), (sy0, sx0, sy1, sx1), scale, opts.patch_pixel_size_nm, f"{PATCH_SUBDIR}/{name}")
+        )
     return out
 
 
@@ -208,79 +240,53 @@ def read_manifest(path: str | Path) -> list[Patch]:
     return out
 
 
-def prepare_patches(
-    raw_dir: str | Path,
-    out_dir: str | Path,
-    size: int = 256,
-    stride: int = 256,
-    pixel_size_nm: float | None = None,
-    target_pixel_size_nm: float | None = None,
-    crop_bottom_px: int | None = None,
-    page: int = 0,
-    strict: bool = True,
-) -> list[Patch]:
-    """Turn a folder of raw micrographs into particle patches + manifest.
-
-    Writes ``out_dir/patches/<stem>_<y0>_<x0>.png`` (8-bit; y0, x0 in the cropped source image)
-    and ``out_dir/manifest.jsonl``. Resamples by ``pixel_size_nm / target_pixel_size_nm`` when
-    both are given. With ``strict=False`` unreadable or too-small files are skipped with a
-    warning naming them; otherwise they raise.
-
-    The patches are cut into a temporary folder inside ``out_dir`` and moved into ``patches/``
-    only once every image is done, so a failed run (a bad file in strict mode, no particles, an
-    interrupt) leaves no partial patch set; an earlier set's manifest is removed before the new
-    files move in and the new manifest is written last ("prepared" = manifest present).
-
-    Raises:
-        DataError: bad folder/file (strict), or no patch with particles at all.
-    """
-    raw_dir, out_dir = Path(raw_dir), Path(out_dir)
-    sizes = {"data.pixel_size_nm": pixel_size_nm, "data.target_pixel_size_nm": target_pixel_size_nm}
+def _check_options(opts: PatchOptions) -> None:
+    """Reject bad options before any file is read, so a typo costs no time and leaves no folder."""
+    sizes = {"data.pixel_size_nm": opts.pixel_size_nm, "data.target_pixel_size_nm": opts.target_pixel_size_nm}
     for key, val in sizes.items():
         if val is not None and val <= 0:
             raise ConfigError(key, f"must be positive, got {val}")
-    if crop_bottom_px is not None and int(crop_bottom_px) < 0:
+    if opts.crop_bottom_px is not None and int(opts.crop_bottom_px) < 0:
         raise ConfigError(
-            "data.crop_bottom_px", f"expected >= 0 rows (or null = detect), got {crop_bottom_px}"
+            "data.crop_bottom_px", f"expected >= 0 rows (or null = detect), got {opts.crop_bottom_px}"
         )
-    tile(np.zeros((size, size)), size, stride)  # patch size / stride checks before any file is read
-    scale = 1.0
-    if pixel_size_nm is not None and target_pixel_size_nm is not None:
-        scale = float(pixel_size_nm) / float(target_pixel_size_nm)
-    patch_px = target_pixel_size_nm if scale != 1.0 else pixel_size_nm
-    patch_px = None if patch_px is None else float(patch_px)
+    tile(np.zeros((opts.size, opts.size)), opts.size, opts.stride)  # patch size / stride checks
 
-    files = list_images(raw_dir)
-    patch_dir = out_dir / PATCH_SUBDIR
-    out_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{PATCH_SUBDIR}.", dir=out_dir))
-    try:
-        patches: list[Patch] = []
-        skipped = 0
-        for path in tqdm(files, desc="patches", unit="img", leave=False, disable=None):  # no bar off a TTY
-            try:
-                patches += _patches_of_image(
-                    path, staging, size, stride, scale, patch_px, crop_bottom_px, page
-                )
-            except DataError as exc:
-                if strict:
-                    raise
-                skipped += 1
-                log.warning("skipping %s: %s", path.name, exc)
-        if not patches:
-            raise DataError(
-                raw_dir,
-                f"no patches with particles from {len(files)} file(s) ({skipped} skipped); "
-                "check the images, patch size and data-bar crop",
-            )
-        (out_dir / MANIFEST_NAME).unlink(missing_ok=True)  # the old set is incomplete from here on
-        patch_dir.mkdir(exist_ok=True)
-        for p in patches:
-            assert p.file is not None
-            os.replace(staging / Path(p.file).name, out_dir / p.file)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    write_manifest(patches, out_dir / MANIFEST_NAME)
+
+def _cut_all(files: list[Path], raw_dir: Path, staging: Path, opts: PatchOptions) -> list[Patch]:
+    """Patches of every file, saved into ``staging``; bad files raise (strict) or are skipped with a
+    warning. Never returns an empty list: a run without a single particle patch is an error."""
+    patches: list[Patch] = []
+    skipped = 0
+    for path in tqdm(files, desc="patches", unit="img", leave=False, disable=None):  # no bar off a TTY
+        try:
+            patches += _patches_of_image(path, staging, opts)
+        except DataError as exc:
+            if opts.strict:
+                raise
+            skipped += 1
+            log.warning("skipping %s: %s", path.name, exc)
+    if not patches:
+        raise DataError(
+            raw_dir,
+            f"no patches with particles from {len(files)} file(s) ({skipped} skipped); "
+            "check the images, patch size and data-bar crop",
+        )
+    return patches
+
+
+def _publish(patches: list[Patch], staging: Path, out_dir: Path) -> None:
+    """Move the finished patches from ``staging`` into ``out_dir/patches``. The old manifest goes
+    first: from here on the old set is incomplete, and only the new manifest marks it done."""
+    (out_dir / MANIFEST_NAME).unlink(missing_ok=True)
+    (out_dir / PATCH_SUBDIR).mkdir(exist_ok=True)
+    for p in patches:
+        assert p.file is not None
+        os.replace(staging / Path(p.file).name, out_dir / p.file)
+
+
+def _warn_stale(patches: list[Patch], patch_dir: Path) -> None:
+    """Warn about PNGs an earlier run left in ``patch_dir``: they stay, but the manifest skips them."""
     current = {Path(p.file).name for p in patches if p.file}
     stale = [p for p in patch_dir.glob("*.png") if p.name not in current]
     if stale:
@@ -290,4 +296,38 @@ def prepare_patches(
             patch_dir,
             len(patches),
         )
+
+
+def prepare_patches(
+    raw_dir: str | Path, out_dir: str | Path, options: PatchOptions | None = None
+) -> list[Patch]:
+    """Turn a folder of raw micrographs into particle patches + manifest.
+
+    Writes ``out_dir/patches/<stem>_<y0>_<x0>.png`` (8-bit; y0, x0 in the cropped source image)
+    and ``out_dir/manifest.jsonl``. ``options`` (default :class:`PatchOptions`) sets the patch size,
+    stride, pixel sizes, data-bar crop, TIFF page and strictness. With ``strict=False`` unreadable
+    or too-small files are skipped with a warning naming them; otherwise they raise.
+
+    The patches are cut into a temporary folder inside ``out_dir`` and moved into ``patches/``
+    only once every image is done, so a failed run (a bad file in strict mode, no particles, an
+    interrupt) leaves no partial patch set; an earlier set's manifest is removed before the new
+    files move in and the new manifest is written last ("prepared" = manifest present).
+
+    Raises:
+        ConfigError: a bad option (checked before any file is read).
+        DataError: bad folder/file (strict), or no patch with particles at all.
+    """
+    opts = options or PatchOptions()
+    raw_dir, out_dir = Path(raw_dir), Path(out_dir)
+    _check_options(opts)
+    files = list_images(raw_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{PATCH_SUBDIR}.", dir=out_dir))
+    try:
+        patches = _cut_all(files, raw_dir, staging, opts)
+        _publish(patches, staging, out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    write_manifest(patches, out_dir / MANIFEST_NAME)
+    _warn_stale(patches, out_dir / PATCH_SUBDIR)
     return patches

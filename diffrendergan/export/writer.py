@@ -32,7 +32,7 @@ import os
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -365,43 +365,54 @@ def _check_record(rec: dict, seed: int, baseline: bool, out: Path) -> None:
         )
 
 
-def export_dataset(
-    generator: Generator,
-    out_dir: str | Path,
-    n_images: int,
-    seed: int = 0,
-    batch_size: int = 8,
-    baseline: bool = False,
-    progress: bool = True,
-    checkpoint_sha256: str | None = None,
-    widen: float = 0.0,
-) -> dict[str, Any]:
-    """Write ``n_images`` annotated renders to ``out_dir`` (see the module docstring).
+@dataclass(frozen=True)
+class ExportOptions:
+    """How :func:`export_dataset` exports. One frozen value instead of six keyword arguments keeps
+    the function within the project's parameter limit; ``seed``, ``baseline``, ``widen`` and
+    ``checkpoint_sha256`` go into the fingerprint, ``batch_size`` and ``progress`` never change the
+    output.
 
-    Args:
-        generator: renders with its parameter network, or with uniform parameters if ``baseline``
-            (the paper's "no GAN" baseline: parameters uniform in the configured ranges).
+    Attributes:
         seed: export seed; image i uses layout seed ``seed * 1_000_003 + i`` (or a replacement).
         batch_size: layouts per shading pass (does not change the output).
+        baseline: render with parameters uniform in the configured ranges instead of the parameter
+            network (the paper's "no GAN" baseline).
         progress: show a tqdm bar.
         checkpoint_sha256: sha256 of the checkpoint file the generator came from
             (:func:`diffrendergan.utils.io.file_sha256`), recorded in the fingerprint; None =
             ``"none"`` (the generator's weights are fingerprinted either way).
         widen: in [0, 1], see :func:`export_unit_params` (ignored with ``baseline``).
-    Returns:
-        {n_written, n_skipped, images_per_s, out_dir}.
-    Raises:
-        ConfigError: ``out_dir`` holds another export, or more than ``n_images`` images.
     """
+
+    seed: int = 0
+    batch_size: int = 8
+    baseline: bool = False
+    progress: bool = True
+    checkpoint_sha256: str | None = None
+    widen: float = 0.0
+
+
+def _checked(n_images: int, opts: ExportOptions) -> ExportOptions:
+    """Reject bad arguments before the folder is touched; ``widen`` as used (0 with ``baseline``)."""
     if n_images < 1:
         raise ConfigError("n_images", f"expected an integer >= 1, got {n_images}")
-    if batch_size < 1:
-        raise ConfigError("batch_size", f"must be >= 1, got {batch_size}")
-    if not 0.0 <= widen <= 1.0:
-        raise ConfigError("widen", f"expected a fraction in [0, 1] (0 = learned, 1 = uniform), got {widen}")
-    widen = 0.0 if baseline else float(widen)
-    out = Path(out_dir)
-    fingerprint = export_fingerprint(generator, seed, baseline, checkpoint_sha256, widen)
+    if opts.batch_size < 1:
+        raise ConfigError("batch_size", f"must be >= 1, got {opts.batch_size}")
+    if not 0.0 <= opts.widen <= 1.0:
+        raise ConfigError(
+            "widen", f"expected a fraction in [0, 1] (0 = learned, 1 = uniform), got {opts.widen}"
+        )
+    return replace(opts, widen=0.0 if opts.baseline else float(opts.widen))
+
+
+def _resume(generator: Generator, out: Path, n_images: int, opts: ExportOptions) -> tuple[dict, set[int]]:
+    """Open ``out`` for this export: refuse another export's folder, clean what a killed run left,
+    record the fingerprint, and find the images already done (files + metadata line).
+
+    Returns the metadata records by image index (lines whose files were lost are dropped) and the
+    set of indices below ``n_images`` that are complete.
+    """
+    fingerprint = export_fingerprint(generator, opts.seed, opts.baseline, opts.checkpoint_sha256, opts.widen)
     _check_fingerprint(out, fingerprint)
     for sub in SUBDIRS:
         (out / sub).mkdir(parents=True, exist_ok=True)
@@ -409,7 +420,7 @@ def export_dataset(
     meta_path = out / METADATA
     records = _read_metadata(meta_path)
     for rec in records.values():
-        _check_record(rec, seed, baseline, out)
+        _check_record(rec, opts.seed, opts.baseline, out)
     beyond = sorted(i for i in records if i >= n_images)
     if beyond:
         raise ConfigError(
@@ -427,39 +438,66 @@ def export_dataset(
         del records[i]
     if stale:
         _compact(meta_path, records)
-    todo = [i for i in range(n_images) if i not in done]
+    return records, done
 
+
+def _export_batch(
+    generator: Generator, out: Path, ids: list[int], opts: ExportOptions, records: dict, bar: tqdm
+) -> None:
+    """Render images ``ids`` in one batched pass and write them. An image counts as done (its
+    metadata line appended, ``records`` updated, ``bar`` advanced) only once its three PNGs exist.
+    """
+    with torch.no_grad():
+        layouts, classes, instances = _accept_layouts(generator, opts.seed, ids)
+        images, params = render_batch(generator, layouts, opts.baseline, opts.widen)  # (B, H, W)
+    for k, i in enumerate(ids):
+        img_p, mask_p, inst_p = _files(out, image_id(i))
+        _save_png(img_p, _to_uint8(images[k]))
+        _save_png(mask_p, classes[k].cpu().numpy().astype(np.uint8))
+        _save_png(inst_p, _to_uint16(instances[k]))
+        rec = {
+            "id": i,
+            "seed": int(layouts[k].seed),
+            "layout": layouts[k].to_dict(),
+            "params": {n: float(v[k]) for n, v in params.items()},
+            "baseline": bool(opts.baseline),
+        }
+        _append_line(out / METADATA, rec)
+        records[i] = rec
+        bar.update(1)
+
+
+def export_dataset(
+    generator: Generator, out_dir: str | Path, n_images: int, options: ExportOptions | None = None
+) -> dict[str, Any]:
+    """Write ``n_images`` annotated renders to ``out_dir`` (see the module docstring).
+
+    Args:
+        generator: renders with its parameter network, or with uniform parameters if
+            ``options.baseline``.
+        options: seed, batch size, baseline, progress bar, checkpoint hash and widening; default
+            :class:`ExportOptions`.
+    Returns:
+        {n_written, n_skipped, images_per_s, out_dir}.
+    Raises:
+        ConfigError: ``out_dir`` holds another export, or more than ``n_images`` images.
+    """
+    opts = _checked(n_images, options or ExportOptions())
+    out = Path(out_dir)
+    records, done = _resume(generator, out, n_images, opts)
+    todo = [i for i in range(n_images) if i not in done]
     was_training = generator.training
     generator.eval()
     t0 = time.perf_counter()
-    bar = tqdm(total=n_images, initial=len(done), disable=not progress, desc="export", unit="img")
+    bar = tqdm(total=n_images, initial=len(done), disable=not opts.progress, desc="export", unit="img")
     try:
-        for b in range(0, len(todo), batch_size):
-            ids = todo[b : b + batch_size]
-            with torch.no_grad():
-                layouts, classes, instances = _accept_layouts(generator, seed, ids)
-                images, params = render_batch(generator, layouts, baseline, widen)
-            for k, i in enumerate(ids):
-                ident = image_id(i)
-                img_p, mask_p, inst_p = _files(out, ident)
-                _save_png(img_p, _to_uint8(images[k]))
-                _save_png(mask_p, classes[k].cpu().numpy().astype(np.uint8))
-                _save_png(inst_p, _to_uint16(instances[k]))
-                rec = {
-                    "id": i,
-                    "seed": int(layouts[k].seed),
-                    "layout": layouts[k].to_dict(),
-                    "params": {n: float(v[k]) for n, v in params.items()},
-                    "baseline": bool(baseline),
-                }
-                _append_line(meta_path, rec)
-                records[i] = rec
-                bar.update(1)
+        for b in range(0, len(todo), opts.batch_size):
+            _export_batch(generator, out, todo[b : b + opts.batch_size], opts, records, bar)
     finally:
         bar.close()
         generator.train(was_training)
     elapsed = time.perf_counter() - t0
-    _compact(meta_path, records)
+    _compact(out / METADATA, records)
     return {
         "n_written": len(todo),
         "n_skipped": len(done),

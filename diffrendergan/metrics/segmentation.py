@@ -33,8 +33,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 from scipy.stats import wasserstein_distance
 from skimage.measure import label
+from torchmetrics.functional.classification import binary_f1_score, binary_jaccard_index
 
 PARTICLE = 1
 
@@ -136,16 +138,20 @@ def panoptic_quality(gt: np.ndarray, pred: np.ndarray) -> float:
     return _pq_from_counts(tp, fp, fn, iou_sum)
 
 
-def dice(gt_fg: np.ndarray, pred_fg: np.ndarray) -> float:
-    """Dice coefficient of two (H,W) boolean foreground masks (1.0 when both are empty)."""
-    a, b = np.asarray(gt_fg, bool), np.asarray(pred_fg, bool)
-    den = int(a.sum()) + int(b.sum())
-    return 1.0 if den == 0 else 2.0 * int((a & b).sum()) / den
+def dice(gt_fg: np.ndarray | torch.Tensor, pred_fg: np.ndarray | torch.Tensor) -> float:
+    """Dice coefficient of two (H,W) boolean foreground masks (1.0 when both are empty): the
+    binary F1 score of torchmetrics."""
+    return float(binary_f1_score(_flat(pred_fg), _flat(gt_fg), zero_division=1.0))
+
+
+def _flat(mask: np.ndarray | torch.Tensor) -> torch.Tensor:
+    return (
+        torch.as_tensor(np.asarray(mask, bool) if isinstance(mask, np.ndarray) else mask).reshape(-1).long()
+    )
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = int((a | b).sum())
-    return 1.0 if union == 0 else int((a & b).sum()) / union
+    return float(binary_jaccard_index(_flat(b), _flat(a), zero_division=1.0))
 
 
 def particle_iou(gt_fg: np.ndarray, pred_fg: np.ndarray) -> float:

@@ -26,7 +26,7 @@ class PatchDiscriminator(nn.Module):
     ):
         super().__init__()
         if norm not in D_NORMS:
-            raise ConfigError("model.d_norm", f"expected one of {D_NORMS}, got {norm!r}")
+            raise ConfigError("model.discriminator.norm", f"expected one of {D_NORMS}, got {norm!r}")
         convs = [nn.Conv2d(in_channels, base_filters, 4, 2, 1)]
         layers: list[nn.Module] = [convs[0], nn.LeakyReLU(0.2, True)]
         ch = base_filters

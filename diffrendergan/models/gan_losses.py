@@ -60,5 +60,5 @@ def get_losses(name: str):
         return GAN_LOSSES[name]
     except KeyError:
         raise ConfigError(
-            "model.loss", f"unknown GAN loss {name!r}; expected one of {sorted(GAN_LOSSES)}"
+            "model.loss.name", f"unknown GAN loss {name!r}; expected one of {sorted(GAN_LOSSES)}"
         ) from None

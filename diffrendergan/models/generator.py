@@ -62,7 +62,7 @@ class Generator(nn.Module):
         super().__init__()
         if net not in PARAM_NETS:
             raise ConfigError(
-                "model.param_net",
+                "model.generator.net",
                 f"unknown parameter network {net!r}; expected one of {sorted(PARAM_NETS)}",
             )
         self.material = material

@@ -21,7 +21,7 @@ Both run under ``no_grad``: geometry is fixed in the base method, shading is dif
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from pytorch3d.renderer.mesh.rasterize_meshes import rasterize_meshes
@@ -111,20 +111,22 @@ def _size_class(s: torch.Tensor) -> torch.Tensor:
     return (torch.ceil(s.float() / 8) * 8).long().clamp_min(8)
 
 
-@torch.no_grad()
-def rasterize_windowed(
-    particles: list[Particles], image_size: int, pixel_size_nm: float, thickness: bool = False
-) -> SurfaceMaps:
-    """Rasterize each particle in its own window and composite by depth. See module docstring.
+@dataclass
+class _Windows:
+    """One entry per particle whose bounding box meets the image: image ``b``, particle ``p``,
+    window top-left ``(r0, c0)`` in pixels and window side ``size`` (a size class); all (E,) long."""
 
-    Runs on the particles' device (PyTorch3D's CUDA rasterizer on a GPU); maps come back there."""
-    b_count, h = len(particles), image_size
-    dev = _scene_device(particles)
-    w = image_size
-    z_top = _z_top(particles)
-    # One entry per particle whose bounding box meets the image: image b, particle p, window
-    # top-left (r0, c0) and window size class; built with tensor ops, image by image.
-    cols_b, cols_p, cols_r0, cols_c0, cols_s = [], [], [], [], []
+    b: torch.Tensor
+    p: torch.Tensor
+    r0: torch.Tensor
+    c0: torch.Tensor
+    size: torch.Tensor
+
+
+def _windows(particles: list[Particles], image_size: int, pixel_size_nm: float) -> _Windows:
+    """Every particle's window, built with tensor ops image by image."""
+    h = w = image_size
+    cols: list[list[torch.Tensor]] = [[], [], [], [], []]
     for b, part in enumerate(particles):
         if part.verts.shape[0] == 0:
             continue
@@ -135,58 +137,70 @@ def rasterize_windowed(
         r0 = torch.floor(row.min(1).values).long().clamp(0, h)
         r1 = torch.ceil(row.max(1).values).long().clamp(0, h)
         idx = ((c1 > c0) & (r1 > r0)).nonzero().flatten()
-        cols_b.append(torch.full_like(idx, b))
-        cols_p.append(idx)
-        cols_r0.append(r0[idx])
-        cols_c0.append(c0[idx])
-        cols_s.append(_size_class(torch.maximum(c1 - c0, r1 - r0)[idx] + 1))
-    e_b, e_p, e_r0, e_c0, e_s = (
-        torch.cat(c) if c else torch.zeros(0, dtype=torch.long, device=dev)
-        for c in (cols_b, cols_p, cols_r0, cols_c0, cols_s)
+        size = _size_class(torch.maximum(c1 - c0, r1 - r0)[idx] + 1)
+        for column, value in zip(cols, (torch.full_like(idx, b), idx, r0[idx], c0[idx], size)):
+            column.append(value)
+    dev = _scene_device(particles)
+    return _Windows(*(torch.cat(c) if c else torch.zeros(0, dtype=torch.long, device=dev) for c in cols))
+
+
+@dataclass
+class _Fragments:
+    """Covered pixels of every window, flattened: global pixel index ``g`` into (B*H*W),
+    depth ``d``, instance id ``inst`` (particle + 1), normal ``nrm`` (F, 3)."""
+
+    g: list[torch.Tensor] = field(default_factory=list)
+    d: list[torch.Tensor] = field(default_factory=list)
+    inst: list[torch.Tensor] = field(default_factory=list)
+    nrm: list[torch.Tensor] = field(default_factory=list)
+
+
+def _raster_size_class(
+    particles: list[Particles], win: _Windows, size: int, scene: tuple[int, float, float],
+    out: _Fragments, thick: torch.Tensor | None,
+) -> None:  # fmt: skip
+    """Rasterize all windows of one size class in one PyTorch3D call; append their fragments to
+    ``out`` and, with ``thick`` (B*H*W,), add front-to-back thickness. ``scene``: (image side,
+    pixel size nm, depth origin)."""
+    h, pixel_size_nm, z_top = scene
+    w, dev = h, win.b.device
+    sel = (win.size == size).nonzero().flatten()  # ordered by image, then particle
+    bidx, pidx, r0, c0 = win.b[sel], win.p[sel], win.r0[sel], win.c0[sel]
+    images = sorted(set(bidx.tolist()))
+    verts = torch.cat([particles[b].verts[pidx[bidx == b]] for b in images])
+    faces = torch.cat([particles[b].faces[pidx[bidx == b]] for b in images])
+    normals = torch.cat([particles[b].normals[pidx[bidx == b]] for b in images])
+    p2f, zbuf, nrm = _raster(_to_ndc(verts, r0, c0, size, pixel_size_nm, z_top, False), faces, normals, size)
+    rows = r0[:, None] + torch.arange(size, device=dev)[None]  # (N, S)
+    cols = c0[:, None] + torch.arange(size, device=dev)[None]
+    in_img = (rows[:, :, None] < h) & (cols[:, None, :] < w)
+    g = (
+        bidx[:, None, None] * (h * w)
+        + rows[:, :, None].clamp_max(h - 1) * w
+        + cols[:, None, :].clamp_max(w - 1)
     )
-
-    total = b_count * h * w
-    g_all, d_all, inst_all, n_all = [], [], [], []
-    thick = torch.zeros(total, device=dev) if thickness else None
-    for size in sorted(set(e_s.tolist())):
-        sel = (e_s == size).nonzero().flatten()  # ordered by image, then particle
-        bidx, pidx, r0, c0 = e_b[sel], e_p[sel], e_r0[sel], e_c0[sel]
-        images = sorted(set(bidx.tolist()))
-        verts = torch.cat([particles[b].verts[pidx[bidx == b]] for b in images])
-        faces = torch.cat([particles[b].faces[pidx[bidx == b]] for b in images])
-        normals = torch.cat([particles[b].normals[pidx[bidx == b]] for b in images])
-        p2f, zbuf, nrm = _raster(
-            _to_ndc(verts, r0, c0, size, pixel_size_nm, z_top, False), faces, normals, size
+    valid = (p2f >= 0) & in_img
+    out.g.append(g[valid])
+    out.d.append(zbuf[valid])
+    out.inst.append((pidx + 1)[:, None, None].expand_as(g)[valid])
+    out.nrm.append(nrm[valid])
+    if thick is not None:
+        p2f_b, zbuf_b, _ = _raster(
+            _to_ndc(verts, r0, c0, size, pixel_size_nm, z_top, True), faces, normals, size
         )
-        rows = r0[:, None] + torch.arange(size, device=dev)[None]  # (N, S)
-        cols = c0[:, None] + torch.arange(size, device=dev)[None]
-        in_img = (rows[:, :, None] < h) & (cols[:, None, :] < w)
-        g = (
-            bidx[:, None, None] * (h * w)
-            + rows[:, :, None].clamp_max(h - 1) * w
-            + cols[:, None, :].clamp_max(w - 1)
-        )
-        valid = (p2f >= 0) & in_img
-        g_all.append(g[valid])
-        d_all.append(zbuf[valid])
-        inst = (pidx + 1)[:, None, None].expand_as(g)
-        inst_all.append(inst[valid])
-        n_all.append(nrm[valid])
-        if thick is not None:
-            p2f_b, zbuf_b, _ = _raster(
-                _to_ndc(verts, r0, c0, size, pixel_size_nm, z_top, True), faces, normals, size
-            )
-            top = z_top - zbuf
-            bottom = zbuf_b - z_top
-            both = valid & (p2f_b >= 0)
-            thick.index_add_(0, g[both], (top - bottom)[both].clamp_min(0))
+        both = valid & (p2f_b >= 0)
+        thick.index_add_(0, g[both], ((z_top - zbuf) - (zbuf_b - z_top))[both].clamp_min(0))
 
+
+def _composite(frags: _Fragments, total: int, z_top: float, dev: torch.device):
+    """Nearest fragment per pixel (ties: the larger instance id) -> flat instance (total,),
+    height (total,) and normal (total, 3) maps; uncovered pixels: 0, 0 and +z."""
     instance = torch.zeros(total, dtype=torch.long, device=dev)
     height = torch.zeros(total, device=dev)
     normal = torch.zeros(total, 3, device=dev)
     normal[:, 2] = 1.0
-    if g_all:
-        g, d, inst, nrm = torch.cat(g_all), torch.cat(d_all), torch.cat(inst_all), torch.cat(n_all)
+    if frags.g:
+        g, d, inst, nrm = (torch.cat(x) for x in (frags.g, frags.d, frags.inst, frags.nrm))
         dmin = torch.full((total,), math.inf, device=dev).scatter_reduce(0, g, d, "amin")
         win = d == dmin[g]
         imax = torch.full((total,), -1, dtype=torch.long, device=dev)
@@ -195,11 +209,31 @@ def rasterize_windowed(
         instance[g[win]] = inst[win]
         height[g[win]] = z_top - d[win]
         normal[g[win]] = nrm[win]
+    return instance, height, normal
+
+
+@torch.no_grad()
+def rasterize_windowed(
+    particles: list[Particles], image_size: int, pixel_size_nm: float, thickness: bool = False
+) -> SurfaceMaps:
+    """Rasterize each particle in its own window and composite by depth. See module docstring.
+
+    Runs on the particles' device (PyTorch3D's CUDA rasterizer on a GPU); maps come back there."""
+    b_count, h = len(particles), image_size
+    dev = _scene_device(particles)
+    z_top = _z_top(particles)
+    win = _windows(particles, image_size, pixel_size_nm)
+    total = b_count * h * h
+    frags = _Fragments()
+    thick = torch.zeros(total, device=dev) if thickness else None
+    for size in sorted(set(win.size.tolist())):
+        _raster_size_class(particles, win, size, (h, pixel_size_nm, z_top), frags, thick)
+    instance, height, normal = _composite(frags, total, z_top, dev)
     return SurfaceMaps(
-        instance=instance.view(b_count, h, w),
-        height=height.view(b_count, h, w),
-        normal=normal.view(b_count, h, w, 3).permute(0, 3, 1, 2).contiguous(),
-        thickness=None if thick is None else thick.view(b_count, h, w),
+        instance=instance.view(b_count, h, h),
+        height=height.view(b_count, h, h),
+        normal=normal.view(b_count, h, h, 3).permute(0, 3, 1, 2).contiguous(),
+        thickness=None if thick is None else thick.view(b_count, h, h),
     )
 
 

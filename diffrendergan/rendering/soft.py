@@ -17,6 +17,7 @@ Only used when geometry is learned (topography learning); the default path stays
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -45,47 +46,16 @@ def soft_coverage(
     h = w = image_size
     if sigma_px2 is None:  # coverage falls to 1e-4 at the blur radius (the SoftRas recipe)
         sigma_px2 = max(blur_px, 1e-3) ** 2 / math.log(1.0 / 1e-4 - 1.0)
+    soft = _Soft(pixel_size_nm, _z_top(particles), blur_px, sigma_px2, faces_per_pixel, rasterizer_grad)
     dev = _scene_device(particles)
     log_free = torch.zeros(len(particles) * h * w, dtype=torch.float32, device=dev)
-    z_top = _z_top(particles)
-    pad = math.ceil(blur_px) + 1
     for b, part in enumerate(particles):
         if part.verts.shape[0] == 0:
             continue
-        col = part.verts[..., 0].detach() / pixel_size_nm
-        row = part.verts[..., 1].detach() / pixel_size_nm
-        c0 = (torch.floor(col.min(1).values).long() - pad).clamp(-pad, w)
-        r0 = (torch.floor(row.min(1).values).long() - pad).clamp(-pad, h)
-        c1 = (torch.ceil(col.max(1).values).long() + pad).clamp(0, w + pad)
-        r1 = (torch.ceil(row.max(1).values).long() + pad).clamp(0, h + pad)
-        size = _size_class(torch.maximum(c1 - c0, r1 - r0) + 1)
+        r0, c0, size = _soft_windows(part, image_size, pixel_size_nm, math.ceil(blur_px) + 1)
         for s in sorted(set(size.tolist())):
             idx = (size == s).nonzero().flatten()
-            verts, faces = part.verts[idx], part.faces[idx]
-            px_ndc = 2.0 / s
-            with torch.set_grad_enabled(rasterizer_grad and torch.is_grad_enabled()):
-                ndc = _to_ndc(verts if rasterizer_grad else verts.detach(), r0[idx], c0[idx], s,
-                              pixel_size_nm, z_top, False)  # fmt: skip
-                p2f, _, _, dists = rasterize_meshes(
-                    Meshes(verts=ndc, faces=faces),
-                    image_size=s,
-                    blur_radius=(blur_px * px_ndc) ** 2,
-                    faces_per_pixel=faces_per_pixel,
-                    bin_size=0,
-                    perspective_correct=False,
-                )
-            if rasterizer_grad:
-                d_px2 = dists / px_ndc**2
-            else:
-                col = verts[..., 0] / pixel_size_nm - c0[idx, None] + _EDGE_JITTER_PX[0]
-                row = verts[..., 1] / pixel_size_nm - r0[idx, None] + _EDGE_JITTER_PX[1]
-                d_px2 = face_distance_px2(torch.stack([col, row], -1), faces, p2f)
-            # Inside a face: fully covered; outside: 2 sigmoid(-d / sigma) decays from 1 at the edge.
-            # (A plain sigmoid would leave interior pixels near tiny faces' edges half-covered.)
-            a = torch.where(dists <= 0, torch.ones_like(d_px2), 2 * torch.sigmoid(-d_px2 / sigma_px2)) * (
-                p2f >= 0
-            )
-            a = 1.0 - torch.prod(1.0 - a.clamp(max=1 - 1e-6), -1)  # particle coverage (N, S, S)
+            a = _window_coverage(part.verts[idx], part.faces[idx], r0[idx], c0[idx], s, soft)
             if weights is not None:
                 a = a * weights[b][idx].to(a)[:, None, None]
             log_free_win = torch.log1p(-a.clamp(max=1 - 1e-6))
@@ -95,6 +65,61 @@ def soft_coverage(
             g = b * h * w + rows[:, :, None].clamp(0, h - 1) * w + cols[:, None, :].clamp(0, w - 1)
             log_free = log_free.index_add(0, g[ok], log_free_win[ok])
     return (1.0 - torch.exp(log_free)).view(len(particles), 1, h, w)
+
+
+@dataclass(frozen=True)
+class _Soft:
+    """Settings shared by every window of one :func:`soft_coverage` call."""
+
+    pixel_size_nm: float
+    z_top: float  # depth origin of the batch (nm)
+    blur_px: float
+    sigma_px2: float
+    faces_per_pixel: int
+    rasterizer_grad: bool
+
+
+def _soft_windows(part: Particles, image_size: int, pixel_size_nm: float, pad: int):
+    """Each particle's window, padded by the blur radius: top-left rows/cols (P,) (may be
+    negative) and side size classes (P,)."""
+    h = w = image_size
+    col = part.verts[..., 0].detach() / pixel_size_nm
+    row = part.verts[..., 1].detach() / pixel_size_nm
+    c0 = (torch.floor(col.min(1).values).long() - pad).clamp(-pad, w)
+    r0 = (torch.floor(row.min(1).values).long() - pad).clamp(-pad, h)
+    c1 = (torch.ceil(col.max(1).values).long() + pad).clamp(0, w + pad)
+    r1 = (torch.ceil(row.max(1).values).long() + pad).clamp(0, h + pad)
+    return r0, c0, _size_class(torch.maximum(c1 - c0, r1 - r0) + 1)
+
+
+def _window_coverage(
+    verts: torch.Tensor, faces: torch.Tensor, r0: torch.Tensor, c0: torch.Tensor, s: int, soft: _Soft
+) -> torch.Tensor:
+    """Soft coverage (N, s, s) of N particles (verts (N, V, 3) nm, faces (N, F, 3)) in their
+    s x s windows at (r0, c0): PyTorch3D picks the faces, distances are re-derived for autograd."""
+    px_ndc = 2.0 / s
+    with torch.set_grad_enabled(soft.rasterizer_grad and torch.is_grad_enabled()):
+        ndc = _to_ndc(verts if soft.rasterizer_grad else verts.detach(), r0, c0, s,
+                      soft.pixel_size_nm, soft.z_top, False)  # fmt: skip
+        p2f, _, _, dists = rasterize_meshes(
+            Meshes(verts=ndc, faces=faces),
+            image_size=s,
+            blur_radius=(soft.blur_px * px_ndc) ** 2,
+            faces_per_pixel=soft.faces_per_pixel,
+            bin_size=0,
+            perspective_correct=False,
+        )
+    if soft.rasterizer_grad:
+        d_px2 = dists / px_ndc**2
+    else:
+        col = verts[..., 0] / soft.pixel_size_nm - c0[:, None] + _EDGE_JITTER_PX[0]
+        row = verts[..., 1] / soft.pixel_size_nm - r0[:, None] + _EDGE_JITTER_PX[1]
+        d_px2 = face_distance_px2(torch.stack([col, row], -1), faces, p2f)
+    # Inside a face: fully covered; outside: 2 sigmoid(-d / sigma) decays from 1 at the edge.
+    # (A plain sigmoid would leave interior pixels near tiny faces' edges half-covered.)
+    inside = torch.ones_like(d_px2)
+    a = torch.where(dists <= 0, inside, 2 * torch.sigmoid(-d_px2 / soft.sigma_px2)) * (p2f >= 0)
+    return 1.0 - torch.prod(1.0 - a.clamp(max=1 - 1e-6), -1)  # particle coverage (N, S, S)
 
 
 def face_distance_px2(verts_px: torch.Tensor, faces: torch.Tensor, pix_to_face: torch.Tensor) -> torch.Tensor:

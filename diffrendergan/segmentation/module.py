@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from diffrendergan.errors import ConfigError
 from diffrendergan.evaluation.tiling import pad_to_multiple, tiled_predict
+from diffrendergan.metrics.segmentation import dice
 from diffrendergan.segmentation.data import MULTIPLE
 from diffrendergan.segmentation.recipe import SegmenterConfig, segmenter_from_dict
 from diffrendergan.segmentation.tta import dihedral_mean
@@ -27,15 +28,10 @@ N_CLASSES = 3
 POLY_EXPONENT = 0.9  # nnU-Net's learning-rate decay
 
 
-def foreground_dice(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def foreground_dice(logits: torch.Tensor, target: torch.Tensor) -> float:
     """Dice of the particle foreground (class >= 1), the paper's DSC. logits (N, 3, H, W),
-    target (N, H, W) -> scalar (1 when both are empty)."""
-    pred = logits.argmax(1) >= 1
-    gt = target >= 1
-    den = pred.sum() + gt.sum()
-    if den == 0:
-        return torch.ones((), device=logits.device)
-    return 2.0 * (pred & gt).sum() / den
+    target (N, H, W) -> float (1 when both are empty)."""
+    return dice(target >= 1, logits.argmax(1) >= 1)
 
 
 class SegModule(pl.LightningModule):

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from diffrendergan.evaluation.protocol import METRICS, Row, compare_to, run_rows, summarize
-from diffrendergan.export.writer import export_dataset
+from diffrendergan.export.writer import ExportOptions, export_dataset
 from diffrendergan.models.generator import Generator
 from diffrendergan.segmentation.recipe import SegmenterConfig, segmenter_from_dict
 from diffrendergan.tasks.segment import ImageSet, json_safe
@@ -103,10 +103,14 @@ def build_rows(spec: ComparisonSpec, out: Path, progress: bool = False) -> tuple
             log.info("no generator for row %s: skipped", name)
             continue
         folders[name] = out / f"synthetic_{name}"
-        exports[name] = export_dataset(
-            gen, folders[name], spec.n_images, spec.export_seed, spec.export_batch_size, baseline,
-            progress, widen=widen,
-        )  # fmt: skip
+        opts = ExportOptions(
+            seed=spec.export_seed,
+            batch_size=spec.export_batch_size,
+            baseline=baseline,
+            progress=progress,
+            widen=widen,
+        )
+        exports[name] = export_dataset(gen, folders[name], spec.n_images, opts)
     folders.update({k: Path(v) for k, v in (spec.extra_rows or {}).items()})
     rows: list[Row] = []
     for rname, recipe in spec.recipes.items():

@@ -11,7 +11,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,25 +19,20 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from diffrendergan.config import MaterialConfig
+from diffrendergan.config import MaterialConfig, material_from_dict, renderer_from_dict
 from diffrendergan.data.datasets import RealPatchDataModule
 from diffrendergan.data.demo import ensure_demo
-from diffrendergan.data.patches import prepare_patches
+from diffrendergan.data.patches import PatchOptions, prepare_patches
 from diffrendergan.data.readers import list_images
 from diffrendergan.errors import ConfigError
 from diffrendergan.evaluation.particle_sizes import labeled_diameters, law_diameters, size_stats
 from diffrendergan.models.topography import law_summary
 from diffrendergan.scene.laws import size_law_moments
-from diffrendergan.schemas import check_labeled_dir, check_real_dir, check_run
-from diffrendergan.training.callbacks import (
-    AppearanceCallback,
-    AtomicCheckpointIO,
-    DDPConsistencyCallback,
-    ImageGridCallback,
-    ParamHistogramCallback,
-    SizeLawCallback,
-)
+from diffrendergan.schemas import check_labeled_dir, check_model, check_real_dir, check_run
+from diffrendergan.tasks.builders import build_callbacks, build_loggers, build_trainer
 from diffrendergan.training.gan_module import GANModule
+from diffrendergan.training.load import load_gan_module
+from diffrendergan.training.parts import build_parts
 from diffrendergan.utils.checkpoints import resume_checkpoint
 from diffrendergan.utils.device import accelerator_uses_cuda
 from diffrendergan.utils.io import atomic_write_json, atomic_write_text
@@ -108,9 +103,7 @@ def prepare_real_data(data: DictConfig, material: MaterialConfig, cache_dir: Pat
     )
     out = cache_dir / "patches" / f"{material.name}-{key}"
     if not (out / "manifest.jsonl").exists():
-        prepare_patches(
-            raw,
-            out,
+        opts = PatchOptions(
             size=size,
             stride=stride,
             pixel_size_nm=pixel,
@@ -119,82 +112,18 @@ def prepare_real_data(data: DictConfig, material: MaterialConfig, cache_dir: Pat
             page=data.page,
             strict=bool(data.strict),
         )
+        prepare_patches(raw, out, opts)
     return RealData(out, labeled, truth)
 
 
-def build_loggers(cfg: DictConfig, out_dir: Path, name: str) -> list:
-    from pytorch_lightning.loggers import CSVLogger, WandbLogger
-
-    backend = cfg.logger.backend
-    if backend == "none":
-        return []
-    loggers: list = [CSVLogger(str(out_dir), name="csv", version="")]
-    if backend == "wandb":
-        if os.environ.get("WANDB_MODE") is None and cfg.logger.offline:
-            os.environ["WANDB_MODE"] = "offline"
-        os.environ.setdefault("WANDB_SILENT", "true")
-        loggers.append(
-            WandbLogger(
-                save_dir=str(out_dir),
-                project=cfg.logger.project,
-                name=name,
-                offline=bool(cfg.logger.offline),
-                config=OmegaConf.to_container(cfg, resolve=True),
-            )
-        )
-    elif backend != "csv":
-        raise ConfigError("logger.backend", f"expected wandb, csv or none, got {backend!r}")
-    return loggers
-
-
-def build_trainer(cfg: DictConfig, out_dir: Path, callbacks: list, loggers: list) -> pl.Trainer:
-    t = OmegaConf.to_container(cfg.trainer, resolve=True)
-    assert isinstance(t, dict)
-    return pl.Trainer(
-        default_root_dir=str(out_dir),
-        callbacks=callbacks,
-        logger=loggers or False,
-        plugins=[AtomicCheckpointIO()],
-        **t,
-    )
-
-
 def gan_module_from_cfg(cfg: DictConfig, material_raw: dict, n_train: int) -> GANModule:
-    m = cfg.model
-    pool = int(m.layout_pool)
-    if pool < 0:
-        pool = max(n_train, 1)
-    return GANModule(
-        material=material_raw,
-        renderer=OmegaConf.to_container(cfg.renderer, resolve=True),  # type: ignore[arg-type]
-        param_net=m.param_net,
-        hidden=int(m.hidden),
-        layers=int(m.layers),
-        dropout=float(m.dropout),
-        max_particles=m.max_particles,
-        loss=m.loss,
-        lr_g=float(m.lr_g),
-        lr_d=float(m.lr_d),
-        betas=tuple(m.betas),
-        d_base_filters=int(m.d_base_filters),
-        d_layers=int(m.d_layers),
-        layout_pool=pool,
-        n_eval=int(m.n_eval),
-        seed=int(cfg.seed),
-        learn_topography=bool(m.learn_topography),
-        learn_count=bool(m.learn_count),
-        lr_topo=float(m.lr_topo),
-        topo_init=OmegaConf.to_container(m.topo_init) if m.topo_init else None,  # type: ignore[arg-type]
-        topo_betas=tuple(m.topo_betas),
-        topo_warmup_epochs=int(m.topo_warmup_epochs),
-        topo_centre_noise=bool(m.topo_centre_noise),
-        topo_average_from=float(m.topo_average_from),
-        ema_decay=float(m.ema_decay),
-        lr_decay=str(m.lr_decay),
-        lr_end_factor=float(m.lr_end_factor),
-        particle_weight=float(m.particle_weight),
-        d_norm=str(m.d_norm),
-    )
+    """The module with its parts built from ``cfg.model`` (layout_pool -1 = one per patch)."""
+    spec = check_model(cfg.model)
+    if spec.layout_pool < 0:
+        spec = replace(spec, layout_pool=max(n_train, 1))
+    renderer = OmegaConf.to_container(cfg.renderer, resolve=True)
+    parts = build_parts(material_from_dict(material_raw), renderer_from_dict(renderer), spec)  # type: ignore[arg-type]
+    return GANModule(material_raw, renderer, spec, seed=int(cfg.seed), parts=parts)  # type: ignore[arg-type]
 
 
 def _param_stats(module: GANModule) -> dict[str, dict[str, float]]:
@@ -209,91 +138,36 @@ def train_gan(cfg: DictConfig, material: MaterialConfig, out_dir: Path) -> dict:
     """Run the whole main job; returns (and writes) the summary."""
     t0 = time.time()
     check_run(cfg)  # types, ranges and folders before any data are read or training starts
-    last = out_dir / "checkpoints" / "last.ckpt"
     resume_checkpoint(out_dir, bool(cfg.resume))  # a corrupt or foreign last.ckpt: one line now
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     if int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0:
         atomic_write_text(out_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-    cache_dir = Path(str(cfg.paths.cache_dir)).expanduser()
-    real = prepare_real_data(cfg.data, material, cache_dir)
-    dm = RealPatchDataModule(
-        real.patch_dir,
-        batch_size=int(cfg.data.batch_size),
-        num_workers=int(cfg.data.num_workers),
-        augment=bool(cfg.data.augment),
-        brightness_contrast=float(cfg.data.brightness_contrast),
-        val_fraction=float(cfg.data.val_fraction),
-        seed=int(cfg.seed),
-    )
-    dm.setup("fit")
-    assert dm.train_set is not None
-    if dm.val_set is None:
-        raise ConfigError("data.val_fraction", "no validation patches: raise data.val_fraction or add data")
+    real = prepare_real_data(cfg.data, material, Path(str(cfg.paths.cache_dir)).expanduser())
+    dm = patch_data_module(cfg, real.patch_dir)
     material_raw = OmegaConf.to_container(cfg.material, resolve=True)
     module = gan_module_from_cfg(cfg, material_raw, len(dm.train_set))  # type: ignore[arg-type]
-
-    ckpt_dir = out_dir / "checkpoints"
-    checkpoint = pl.callbacks.ModelCheckpoint(
-        dirpath=str(ckpt_dir),
-        filename="epoch{epoch:03d}-swd{val/swd:.1f}",
-        auto_insert_metric_name=False,
-        monitor="val/swd",
-        mode="min",
-        save_last=True,
-        save_top_k=1,
-    )
-    callbacks = [
-        checkpoint,
-        ImageGridCallback(out_dir / "grids"),
-        ParamHistogramCallback(out_dir / "histograms"),
-        AppearanceCallback(labeled_appearance(real, cfg.data.crop_bottom_px)),
-        DDPConsistencyCallback(out_dir),
-    ]
-    if bool(cfg.model.learn_topography):
-        truth = material.size if real.demo_truth is not None else None
-        callbacks.append(SizeLawCallback(out_dir / "topography", truth))
-    loggers = build_loggers(cfg, out_dir, f"{material.name}-{out_dir.name}")
-    trainer = build_trainer(cfg, out_dir, callbacks, loggers)
-
-    resume = bool(cfg.resume) and last.exists()
-    if bool(cfg.resume) and not last.exists():
-        log.warning("resume=true but %s does not exist: starting from scratch", last)
-    start_file = out_dir / "realism_start.json"
-    if resume and start_file.exists():
-        realism_start = json.loads(start_file.read_text())
-    else:
-        trainer.validate(module, datamodule=dm, verbose=False)
-        realism_start = dict(module.last_realism)
-        if trainer.is_global_zero:
-            atomic_write_json(start_file, realism_start)
-    trainer.fit(module, datamodule=dm, ckpt_path=str(last) if resume else None)
+    runtime = {
+        "appearance": {"reference": labeled_appearance(real, cfg.data.crop_bottom_px)},
+        "size_law": {"truth": material.size if real.demo_truth is not None else None},
+    }
+    callbacks = build_callbacks(cfg.callbacks, out_dir, runtime)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    loggers = build_loggers(cfg.logger, out_dir, f"{material.name}-{out_dir.name}", config)  # type: ignore[arg-type]
+    trainer = build_trainer(cfg.trainer, out_dir, callbacks, loggers)
+    realism_start = fit(trainer, module, dm, out_dir, bool(cfg.resume))
     if not trainer.is_global_zero:
         return {}
-
-    best = checkpoint.best_model_path or str(last)
-    best_module = GANModule.load_from_checkpoint(best, map_location="cpu") if Path(best).exists() else module
-    best_module.eval()
-    if module.topography is not None and best_module is not module:
-        # Appearance comes from the best-realism checkpoint, but the size law is the Polyak average
-        # at the end of training: the realism metric is too noisy to pick a topography estimate.
-        best_module.topography.load_state_dict(module.topography.state_dict())
+    best_module = best_generator_module(trainer, module, out_dir)
     summary: dict[str, Any] = {
         "material": material.name,
         "steps": int(module.batches_seen),
         "epochs": int(trainer.current_epoch),
-        "realism": {
-            "metric": "swd",
-            "start": realism_start.get("val/swd"),
-            "end": module.last_realism.get("val/swd"),
-            "best": float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else None,
-            "hist_w1_start": realism_start.get("val/hist_w1"),
-            "hist_w1_end": module.last_realism.get("val/hist_w1"),
-        },
+        "realism": realism_summary(realism_start, module.last_realism, trainer.checkpoint_callback),
         "parameters": _param_stats(best_module),
-        "checkpoint": best,
+        "checkpoint": _checkpoint_path(trainer, out_dir),
         "output_dir": str(out_dir),
         "real_patches": str(real.patch_dir),
-        "n_real_patches": {"train": len(dm.train_set), "val": len(dm.val_set)},
+        "n_real_patches": {"train": len(dm.train_set), "val": len(dm.val_set)},  # type: ignore[arg-type]
         "hardware": _hardware(trainer),
     }
     if real.demo_truth is not None:
@@ -309,12 +183,81 @@ def train_gan(cfg: DictConfig, material: MaterialConfig, out_dir: Path) -> dict:
     return summary
 
 
+def patch_data_module(cfg: DictConfig, patch_dir: Path) -> RealPatchDataModule:
+    """The real patches split into training and validation (both must be non-empty)."""
+    dm = RealPatchDataModule(
+        patch_dir,
+        batch_size=int(cfg.data.batch_size),
+        num_workers=int(cfg.data.num_workers),
+        augment=bool(cfg.data.augment),
+        brightness_contrast=float(cfg.data.brightness_contrast),
+        val_fraction=float(cfg.data.val_fraction),
+        seed=int(cfg.seed),
+    )
+    dm.setup("fit")
+    assert dm.train_set is not None
+    if dm.val_set is None:
+        raise ConfigError("data.val_fraction", "no validation patches: raise data.val_fraction or add data")
+    return dm
+
+
+def fit(trainer: pl.Trainer, module: GANModule, dm: RealPatchDataModule, out_dir: Path, resume: bool) -> dict:
+    """Measure the realism before training (kept in ``realism_start.json``, so that a resumed run
+    reports the true start), then train, from ``last.ckpt`` when resuming. Returns the start."""
+    last = out_dir / "checkpoints" / "last.ckpt"
+    if resume and not last.exists():
+        log.warning("resume=true but %s does not exist: starting from scratch", last)
+    resume = resume and last.exists()
+    start_file = out_dir / "realism_start.json"
+    if resume and start_file.exists():
+        realism_start = json.loads(start_file.read_text())
+    else:
+        trainer.validate(module, datamodule=dm, verbose=False)
+        realism_start = dict(module.last_realism)
+        if trainer.is_global_zero:
+            atomic_write_json(start_file, realism_start)
+    trainer.fit(module, datamodule=dm, ckpt_path=str(last) if resume else None)
+    return realism_start
+
+
+def _checkpoint_path(trainer: pl.Trainer, out_dir: Path) -> str:
+    """The best-realism checkpoint (``last.ckpt`` when none was kept)."""
+    checkpoint = trainer.checkpoint_callback  # the first ModelCheckpoint (None when dropped)
+    best = checkpoint.best_model_path if checkpoint is not None else ""
+    return best or str(out_dir / "checkpoints" / "last.ckpt")
+
+
+def best_generator_module(trainer: pl.Trainer, module: GANModule, out_dir: Path) -> GANModule:
+    """The module of the best-realism checkpoint, in eval mode, with the size law (if learned)
+    of the end of training: appearance comes from the best checkpoint, but the realism metric is
+    too noisy to pick a topography estimate, so the law is the Polyak average at the end."""
+    best = Path(_checkpoint_path(trainer, out_dir))
+    best_module = load_gan_module(best) if best.exists() else module
+    best_module.eval()
+    if module.topography is not None and best_module is not module:
+        best_module.topography.load_state_dict(module.topography.state_dict())
+    return best_module
+
+
+def realism_summary(start: dict, end: dict, checkpoint: Any) -> dict[str, Any]:
+    """``summary.json``'s realism block: val/swd (and val/hist_w1) before, after and at best."""
+    score = checkpoint.best_model_score if checkpoint is not None else None
+    return {
+        "metric": "swd",
+        "start": start.get("val/swd"),
+        "end": end.get("val/swd"),
+        "best": float(score) if score is not None else None,
+        "hist_w1_start": start.get("val/hist_w1"),
+        "hist_w1_end": end.get("val/hist_w1"),
+    }
+
+
 def topography_report(module: GANModule, material: MaterialConfig, real: RealData, cfg: DictConfig) -> dict:
     """Learned size law next to the truth (demo) and, measured the same way, next to the labeled
     masks: projected equal-area diameters of whole particles (see evaluation.particle_sizes)."""
     topo = module.topography
     assert topo is not None
-    n = int(cfg.model.topo_report_images)
+    n = int(cfg.model.topography.report_images)
     report: dict[str, Any] = {"units": "nm", "learned": topo.summary()}
     projected = {"learned": size_stats(law_diameters(topo.learned_material(), n, int(cfg.seed)))}
     if real.demo_truth is not None:  # the demo's hidden law is the configured one
@@ -344,7 +287,7 @@ def export_and_evaluate(cfg: DictConfig, module: GANModule, real: RealData, out_
     out: dict[str, Any] = {}
     if not cfg.export.enabled:
         return out
-    from diffrendergan.export.writer import export_dataset
+    from diffrendergan.export.writer import ExportOptions, export_dataset
 
     export_dir = out_dir / "synthetic"
     on_gpu = accelerator_uses_cuda(cfg.trainer.accelerator)
@@ -352,8 +295,7 @@ def export_and_evaluate(cfg: DictConfig, module: GANModule, real: RealData, out_
         module.export_generator().to("cuda" if on_gpu else "cpu"),  # fit hands the module back on the CPU
         export_dir,
         int(cfg.export.n_images),
-        seed=int(cfg.seed),
-        batch_size=int(cfg.export.batch_size),
+        ExportOptions(seed=int(cfg.seed), batch_size=int(cfg.export.batch_size)),
     )
     out["export"] = {"dir": str(export_dir), **{k: v for k, v in res.items() if k != "out_dir"}}
     if real.labeled_dir is not None:

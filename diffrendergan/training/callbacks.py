@@ -16,6 +16,7 @@ import pytorch_lightning as pl
 import torch
 from PIL import Image
 from pytorch_lightning.plugins.io import TorchCheckpointIO
+from torchvision.utils import draw_segmentation_masks, make_grid
 
 from diffrendergan.config import SizeLaw
 from diffrendergan.data.readers import normalize_image
@@ -23,31 +24,31 @@ from diffrendergan.metrics.appearance import Appearance, appearance_difference, 
 from diffrendergan.scene.laws import sample_sizes
 from diffrendergan.utils.io import atomic_write
 
-MASK_COLOURS = np.array([[0, 0, 0], [40, 200, 90], [255, 60, 60]], dtype=np.float32)
+MASK_COLOURS = [(40, 200, 90), (255, 60, 60)]  # particle (green), boundary (red)
 
 
-def mask_overlay(image: np.ndarray, classes: np.ndarray, alpha: float = 0.45) -> np.ndarray:
-    """RGB uint8 (H, W, 3): grey image with particle (green) and boundary (red) classes tinted."""
-    grey = np.repeat(np.clip(image, 0, 1)[..., None] * 255.0, 3, -1)
-    tint = MASK_COLOURS[classes]
-    a = np.where(classes[..., None] > 0, alpha, 0.0)
-    return (grey * (1 - a) + tint * a).astype(np.uint8)
+def _grey_rgb(image: np.ndarray) -> torch.Tensor:
+    """(H, W) float in [0, 1] -> (3, H, W) uint8."""
+    grey = torch.from_numpy(np.clip(image, 0.0, 1.0) * 255.0).to(torch.uint8)
+    return grey[None].expand(3, -1, -1).contiguous()
 
 
 def image_grid(real: np.ndarray, fake: np.ndarray, classes: np.ndarray, pad: int = 4) -> np.ndarray:
-    """Rows: real | synthetic | synthetic with mask overlay. real/fake (N, H, W), classes (N, H, W)."""
+    """Rows: real | synthetic | synthetic with mask overlay (particle green, boundary red), as an
+    RGB uint8 (3H + 4 pad, nW + (n+1) pad, 3) array on white. real/fake (N, H, W) in [0, 1],
+    classes (N, H, W) in {0, 1, 2}. torchvision's make_grid / draw_segmentation_masks."""
     n = min(len(real), len(fake))
     h, w = fake.shape[-2:]
-    canvas = np.full((3 * h + 2 * pad, n * w + (n - 1) * pad, 3), 255, dtype=np.uint8)
-    for i in range(n):
-        x = i * (w + pad)
-        r = real[i, :h, :w]
-        canvas[:h, x : x + w] = np.repeat(np.clip(r, 0, 1)[..., None] * 255, 3, -1).astype(np.uint8)
-        canvas[h + pad : 2 * h + pad, x : x + w] = np.repeat(
-            np.clip(fake[i], 0, 1)[..., None] * 255, 3, -1
-        ).astype(np.uint8)
-        canvas[2 * (h + pad) :, x : x + w] = mask_overlay(fake[i], classes[i])
-    return canvas
+    reals = [_grey_rgb(real[i, :h, :w]) for i in range(n)]
+    fakes = [_grey_rgb(fake[i]) for i in range(n)]
+    overlays = [
+        draw_segmentation_masks(
+            f, torch.from_numpy(np.stack([classes[i] == 1, classes[i] == 2])), 0.45, MASK_COLOURS
+        )
+        for i, f in enumerate(fakes)
+    ]
+    grid = make_grid(reals + fakes + overlays, nrow=n, padding=pad, pad_value=255)
+    return grid.permute(1, 2, 0).numpy()
 
 
 def _epoch_name(trainer: pl.Trainer) -> str:

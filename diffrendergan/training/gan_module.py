@@ -9,20 +9,18 @@ evaluation layouts with fixed noise, so values are comparable across epochs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
 
 from diffrendergan.config import material_from_dict, renderer_from_dict
-from diffrendergan.errors import ConfigError
 from diffrendergan.metrics.realism import SlicedWasserstein, histogram_distance
-from diffrendergan.models.discriminator import PatchDiscriminator
-from diffrendergan.models.gan_losses import get_losses
 from diffrendergan.models.generator import Generator
 from diffrendergan.models.topography import Topography
-from diffrendergan.schemas import LR_DECAYS
+from diffrendergan.schemas import ModelSchema
+from diffrendergan.training.parts import GANParts, build_parts, model_config
 
 EVAL_SEED_BASE = 1_000_000_007  # evaluation layouts never collide with training seeds
 
@@ -46,101 +44,51 @@ class EvalSample:
 
 
 class GANModule(pl.LightningModule):
-    """DiffRenderGAN training. All arguments are plain values so checkpoints rebuild the module.
+    """DiffRenderGAN training: the loop, given its built parts.
 
     Args:
         material, renderer: config dicts (see :mod:`diffrendergan.config`).
-        param_net: "mlp" (paper) or "deepsets". hidden/layers/dropout: its size.
-        loss: "lsgan" (paper), "hinge" or "ns". lr_g, lr_d, betas: Adam (paper: 2e-4, 1e-4, (.5, .999)).
-        layout_pool: size of the fixed layout pool (0 = fresh layouts every step).
-        n_eval: evaluation renders per validation epoch. seed: base of all layout seeds.
-        learn_topography: also learn the size law (and particle count when ``learn_count``) through
-            soft rasterization; ``lr_topo`` is its learning rate and ``topo_init`` overrides the
-            material's size-law fields as the starting point (e.g. ``{"median_nm": 80}``).
-            ``topo_warmup_epochs``: epochs of appearance-only training (hard, faster path; the law
-            stays at its start) before the law learns, so that its first gradients come from a
-            discriminator that already compares plausible images rather than grey noise.
-            ``topo_centre_noise``: see :meth:`~diffrendergan.models.topography.Topography.batch_sizes`.
-            ``topo_average_from``: fraction of the law-learning epochs after which every step enters
-            the reported (Polyak-Ruppert) average; the epochs before are the descent from the start.
-        lr_decay: "constant" or "linear": both learning rates fall linearly to ``lr_end_factor``
-            times their start over the run (a GAN settles instead of swinging at full step size).
-        d_norm: the discriminator's normalisation, see
-            :class:`~diffrendergan.models.discriminator.PatchDiscriminator` (paper: instance).
-        particle_weight: w >= 0; the generator's loss weights each discriminator patch by
-            1 + w * (fraction of it covered by particles), so the particles' appearance, not only
-            the substrate's, drives the generator (0 = the paper's plain mean).
-        ema_decay: exponential moving average of the parameter network's weights (per G step), used
-            for evaluation renders, checkpoint choice and export; 0 = off (checkpoints from before
-            it load without one).
+        model: the ``model`` config (a dict or :class:`~diffrendergan.schemas.ModelSchema`;
+            None = defaults), checked once here. Its keys are documented in
+            ``configs/model/gan.yaml``; the ones the loop reads:
+            ``layout_pool`` (fixed pool of layouts, 0 = fresh every step), ``n_eval``
+            (evaluation renders per validation), ``lr_decay`` / ``lr_end_factor`` (both learning
+            rates fall linearly to that fraction over the run: a GAN settles instead of swinging
+            at full step size), ``particle_weight`` w (the generator's loss weights each
+            discriminator patch by 1 + w * its particle coverage, so the particles' appearance,
+            not only the substrate's, drives the generator), ``topography.*`` (learning the size
+            law: ``warmup_epochs`` of appearance-only training first, so its first gradients
+            come from a discriminator that already compares plausible images; ``average_from``,
+            the fraction of the law-learning epochs after which every step enters the reported
+            Polyak-Ruppert average).
+        seed: base of all layout seeds.
+        parts: the built networks, losses and optimizer factories; None = built from ``model``
+            (:func:`~diffrendergan.training.parts.build_parts`), which is how checkpoints load.
     """
 
     def __init__(
         self,
         material: dict[str, Any],
         renderer: dict[str, Any] | None = None,
-        param_net: str = "mlp",
-        hidden: int = 128,
-        layers: int = 4,
-        dropout: float = 0.2,
-        max_particles: int | None = None,
-        loss: str = "lsgan",
-        lr_g: float = 2e-4,
-        lr_d: float = 1e-4,
-        betas: tuple[float, float] = (0.5, 0.999),
-        d_base_filters: int = 64,
-        d_layers: int = 3,
-        layout_pool: int = 64,
-        n_eval: int = 16,
+        model: dict[str, Any] | ModelSchema | None = None,
         seed: int = 0,
-        learn_topography: bool = False,
-        learn_count: bool = False,
-        lr_topo: float = 1e-2,
-        topo_init: dict[str, float] | None = None,
-        topo_betas: tuple[float, float] = (0.9, 0.999),
-        topo_warmup_epochs: int = 0,
-        topo_centre_noise: bool = True,
-        topo_average_from: float = 0.5,
-        ema_decay: float = 0.0,
-        lr_decay: str = "constant",
-        lr_end_factor: float = 0.1,
-        particle_weight: float = 0.0,
-        d_norm: str = "instance",
+        parts: GANParts | None = None,
     ):
         super().__init__()
-        self.save_hyperparameters()
+        spec = model if isinstance(model, ModelSchema) else model_config(model)
+        # Plain values only, so that a checkpoint rebuilds the module (parts from ``model``).
+        self.save_hyperparameters(
+            {"material": material, "renderer": renderer, "model": asdict(spec), "seed": seed}
+        )
+        self.spec = spec
         self.automatic_optimization = False
-        mat = material_from_dict(material)
-        rnd = renderer_from_dict(renderer)
-        if not 0.0 <= topo_average_from <= 1.0:
-            raise ConfigError(
-                "model.topo_average_from", f"expected a fraction in [0, 1], got {topo_average_from}"
-            )
-        if lr_decay not in LR_DECAYS:
-            raise ConfigError("model.lr_decay", f"expected one of {LR_DECAYS}, got {lr_decay!r}")
-        if particle_weight < 0:
-            raise ConfigError("model.particle_weight", f"expected >= 0, got {particle_weight}")
-        if not 0.0 < lr_end_factor <= 1.0:
-            raise ConfigError("model.lr_end_factor", f"expected a fraction in (0, 1], got {lr_end_factor}")
-        if learn_topography:  # sizes learn through soft silhouettes
-            rnd = replace(rnd, geometry_grad=True)
-        self.generator = Generator(mat, rnd, param_net, max_particles, hidden, layers, dropout)
-        if ema_decay > 0:
-            self.generator.enable_ema(ema_decay)
-        self.discriminator = PatchDiscriminator(1, d_base_filters, d_layers, d_norm)
-        self.d_loss_fn, self.g_loss_fn = get_losses(loss)
-        self.topography: Topography | None = None
-        if learn_topography:
-            try:
-                init = replace(mat.size, **(topo_init or {}))
-            except TypeError as exc:
-                raise ConfigError("model.topo_init", f"unknown size-law field: {exc}") from None
-            self.topography = Topography(
-                mat,
-                init_size=init,
-                learn_count=learn_count,
-                centre_noise=topo_centre_noise,
-            )
+        if parts is None:
+            parts = build_parts(material_from_dict(material), renderer_from_dict(renderer), spec)
+        self.generator = parts.generator
+        self.discriminator = parts.discriminator
+        self.d_loss_fn, self.g_loss_fn = parts.d_loss, parts.g_loss
+        self._optimizer_factories = (parts.optimizer_g, parts.optimizer_d)
+        self.topography: Topography | None = parts.topography
         self._val_real: list[torch.Tensor] = []
         # val/swd: the real validation patches are measured once (a cached reference, gathered
         # over DDP ranks by patch id) and every validation compares the evaluation renders to it.
@@ -163,11 +111,11 @@ class GANModule(pl.LightningModule):
     def _train_seeds_for(self, rank: int, world: int, step: int, batch_size: int) -> list[int]:
         """A fixed pool (paper) sampled with a rank-specific stream, or fresh layouts that no two
         ranks or steps share."""
-        hp = self.hparams
-        base = hp.seed * 100_003
-        if hp.layout_pool > 0:
-            g = torch.Generator().manual_seed(hp.seed * 7919 + step * world + rank)
-            return [base + int(i) for i in torch.randint(hp.layout_pool, (batch_size,), generator=g)]
+        seed, pool = self.hparams.seed, self.spec.layout_pool
+        base = seed * 100_003
+        if pool > 0:
+            g = torch.Generator().manual_seed(seed * 7919 + step * world + rank)
+            return [base + int(i) for i in torch.randint(pool, (batch_size,), generator=g)]
         return [base + 10_000_000 + (step * world + rank) * batch_size + i for i in range(batch_size)]
 
     def eval_layouts(self):
@@ -184,20 +132,20 @@ class GANModule(pl.LightningModule):
         return self.generator
 
     def eval_seeds(self) -> list[int]:
-        return [EVAL_SEED_BASE + self.hparams.seed * 1000 + i for i in range(self.hparams.n_eval)]
+        return [EVAL_SEED_BASE + self.hparams.seed * 1000 + i for i in range(self.spec.n_eval)]
 
     # ---------------------------------------------------------------- training
     def configure_optimizers(self):
-        hp = self.hparams
-        groups = [{"params": [p for p in self.generator.parameters() if p.requires_grad], "lr": hp.lr_g}]
+        make_g, make_d = self._optimizer_factories
+        groups = [{"params": [p for p in self.generator.parameters() if p.requires_grad]}]
         if self.topography is not None:  # same G loss, own learning rate and momentum
             # A few scalars with a noisy adversarial gradient: the GAN's beta1 = 0.5 makes Adam
             # close to sign-SGD (each step ~lr whatever the signal); beta1 = 0.9 averages the
             # gradient over ~10 steps, so the step follows its mean rather than its noise.
+            t = self.spec.topography
             topo = [p for p in self.topography.parameters() if p.requires_grad]
-            groups.append({"params": topo, "lr": hp.lr_topo, "betas": tuple(hp.topo_betas)})
-        opt_g = torch.optim.Adam(groups, lr=hp.lr_g, betas=tuple(hp.betas))
-        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=hp.lr_d, betas=tuple(hp.betas))
+            groups.append({"params": topo, "lr": t.lr, "betas": tuple(t.betas)})
+        opt_g, opt_d = make_g(groups), make_d(self.discriminator.parameters())
         factor = self._lr_factor_fn()
         scheds = [torch.optim.lr_scheduler.LambdaLR(opt, factor) for opt in (opt_g, opt_d)]
         return [opt_g, opt_d], scheds
@@ -205,17 +153,16 @@ class GANModule(pl.LightningModule):
     def _lr_factor_fn(self):
         """Learning-rate factor per training batch: 1, or linear from 1 to ``lr_end_factor`` over
         the run's batches (known only with an epoch or step limit)."""
-        hp = self.hparams
         total = self.trainer.estimated_stepping_batches if self._trainer is not None else float("inf")
-        if hp.lr_decay == "constant" or not 0 < total < float("inf"):
+        if self.spec.lr_decay == "constant" or not 0 < total < float("inf"):
             return lambda batch: 1.0
-        end = float(hp.lr_end_factor)
+        end = float(self.spec.lr_end_factor)
         return lambda batch: 1.0 - (1.0 - end) * min(batch / max(total - 1, 1), 1.0)
 
     def _patch_weight(self, layouts: list, grid: torch.Size) -> torch.Tensor | None:
         """(B, 1, h, w) weight 1 + particle_weight * particle coverage of each discriminator patch
         (from the layouts' exact masks, cached with their G-buffers), or None when off."""
-        w = float(self.hparams.particle_weight)
+        w = float(self.spec.particle_weight)
         if w == 0:
             return None
         coverage = self.generator.renderer.gbuffer(layouts, device=self.device).particle
@@ -227,14 +174,16 @@ class GANModule(pl.LightningModule):
         max_epochs = self.trainer.max_epochs if self._trainer is not None else None
         if max_epochs is None or max_epochs < 0:
             return False
-        start = self.hparams.topo_warmup_epochs
-        return self.current_epoch >= start + self.hparams.topo_average_from * (max_epochs - start)
+        start = self.spec.topography.warmup_epochs
+        return self.current_epoch >= start + self.spec.topography.average_from * (max_epochs - start)
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> None:
         opt_g, opt_d = self.optimizers()
         real = batch
         seeds = self._train_seeds(real.shape[0])
-        learning_law = self.topography is not None and self.current_epoch >= self.hparams.topo_warmup_epochs
+        learning_law = (
+            self.topography is not None and self.current_epoch >= self.spec.topography.warmup_epochs
+        )
         layouts = (self.topography if self.topography is not None else self.generator).layouts(seeds)
         if learning_law:
             fake = self.generator.forward_topography(layouts, self.topography).image
@@ -258,11 +207,11 @@ class GANModule(pl.LightningModule):
             opt_d.zero_grad()
             self.manual_backward(loss_d)
             opt_d.step()
-        for sched in self.lr_schedulers() if self.hparams.lr_decay != "constant" else []:
+        for sched in self.lr_schedulers() if self.spec.lr_decay != "constant" else []:
             sched.step()  # manual optimisation: the schedules are stepped here, once per batch
 
         # StyleGAN-ADA's overfitting signal r_t = E[sign D(real)] (centred for LSGAN targets 0/1).
-        centre = 0.5 if self.hparams.loss == "lsgan" else 0.0
+        centre = 0.5 if self.spec.loss.name == "lsgan" else 0.0
         r_t = torch.sign(d_real.detach() - centre).mean()
         self.log_dict(
             {"train/loss_g": loss_g.detach(), "train/loss_d": loss_d.detach(), "train/r_t": r_t},

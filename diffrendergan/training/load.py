@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from diffrendergan.errors import ConfigError, DataError
 from diffrendergan.models.generator import Generator
+from diffrendergan.schemas import RENAMED_MODEL_KEYS
 from diffrendergan.utils.checkpoints import read_checkpoint
 
 
@@ -14,9 +16,13 @@ def load_gan_module(checkpoint: str | Path):  # -> GANModule (import kept local:
     """The GANModule of a checkpoint; a file that is not one is a one-line DataError."""
     from diffrendergan.training.gan_module import GANModule
 
-    read_checkpoint(checkpoint, "gan")  # one-line errors for missing, empty, foreign files
+    hparams = read_checkpoint(checkpoint, "gan")["hyper_parameters"]  # one-line errors for foreign files
+    # Checkpoints from before the model group was split into built parts hold flat keys.
+    upgrade = {} if "model" in hparams else {"model": model_from_flat_hparams(hparams)}
     try:
-        return GANModule.load_from_checkpoint(str(checkpoint), map_location="cpu", weights_only=True)
+        return GANModule.load_from_checkpoint(
+            str(checkpoint), map_location="cpu", weights_only=True, **upgrade
+        )
     except (RuntimeError, TypeError, KeyError, ValueError) as exc:  # ConfigError included
         # a checkpoint of another code version: other parameters, networks or config keys
         raise DataError(
@@ -24,6 +30,29 @@ def load_gan_module(checkpoint: str | Path):  # -> GANModule (import kept local:
             f"does not fit this version's generator ({_mismatch(exc)}); expected a checkpoint "
             "written by this version of experiments.run",
         ) from None
+
+
+_UNCHANGED_MODEL_KEYS = ("layout_pool", "n_eval", "ema_decay", "lr_decay", "lr_end_factor", "particle_weight")
+
+
+def model_from_flat_hparams(hparams: dict[str, Any]) -> dict[str, Any]:
+    """The nested ``model`` config of an older checkpoint's flat hyperparameters (``lr_g``,
+    ``d_norm``, ``learn_topography`` ...; see ``RENAMED_MODEL_KEYS``); absent keys keep today's
+    schema defaults, which are the old constructor's."""
+    model: dict[str, Any] = {k: hparams[k] for k in _UNCHANGED_MODEL_KEYS if k in hparams}
+    for old, new in RENAMED_MODEL_KEYS.items():
+        if old not in hparams or (hparams[old] is None and old != "max_particles"):
+            continue
+        targets = ("optimizer_g.betas", "optimizer_d.betas") if old == "betas" else (new,)
+        for target in targets:
+            group, _, name = target.partition(".")
+            model.setdefault(group, {})[name] = hparams[old]
+    for opt in ("optimizer_g", "optimizer_d"):
+        if "betas" in model.get(opt, {}):
+            model[opt]["betas"] = list(model[opt]["betas"])
+    if "betas" in model.get("topography", {}):
+        model["topography"]["betas"] = list(model["topography"]["betas"])
+    return model
 
 
 _SIZE = re.compile(

@@ -18,6 +18,7 @@ from diffrendergan.data.databar import (
     row_mode_fraction,
 )
 from diffrendergan.data.patches import (
+    PatchOptions,
     has_particles,
     prepare_patches,
     read_manifest,
@@ -159,7 +160,7 @@ def _raw_folder(tmp_path: Path) -> Path:
 
 def test_prepare_patches_writes_pngs_and_manifest(tmp_path):
     raw, out = _raw_folder(tmp_path), tmp_path / "out"
-    patches = prepare_patches(raw, out, size=128, stride=128, pixel_size_nm=5.0)
+    patches = prepare_patches(raw, out, PatchOptions(size=128, stride=128, pixel_size_nm=5.0))
     assert len(patches) >= 6
     lines = (out / "manifest.jsonl").read_text().splitlines()
     assert len(lines) == len(patches)
@@ -178,8 +179,9 @@ def test_prepare_patches_writes_pngs_and_manifest(tmp_path):
 
 def test_prepare_patches_resamples_to_target_pixel_size(tmp_path):
     raw, out = _raw_folder(tmp_path), tmp_path / "out"
-    patches = prepare_patches(raw, out, size=64, stride=64, pixel_size_nm=5.0,
-                              target_pixel_size_nm=10.0)  # fmt: skip
+    patches = prepare_patches(
+        raw, out, PatchOptions(size=64, stride=64, pixel_size_nm=5.0, target_pixel_size_nm=10.0)
+    )
     assert patches and all(p.scale == 0.5 and p.pixel_size_nm == 10.0 for p in patches)
     y0, x0, y1, x1 = patches[0].box
     assert (y1 - y0, x1 - x0) == (128, 128)  # 64 px at half scale = 128 source px
@@ -190,11 +192,11 @@ def test_prepare_patches_bad_files_strict_and_lenient(tmp_path, caplog):
     (raw / "broken.tif").write_bytes(b"II*\x00garbage")
     Image.fromarray(_u8(particle_image(100, 100))).save(raw / "small.png")
     with pytest.raises(DataError, match=r"broken\.tif"):
-        prepare_patches(raw, out, size=128, stride=128)
+        prepare_patches(raw, out, PatchOptions(size=128, stride=128))
     assert not [p for p in out.rglob("*") if p.is_file()]  # no partial patch set, no manifest
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # nor a staging folder
     with caplog.at_level(logging.WARNING):
-        patches = prepare_patches(raw, out, size=128, stride=128, strict=False)
+        patches = prepare_patches(raw, out, PatchOptions(size=128, stride=128, strict=False))
     assert patches
     assert "broken.tif" in caplog.text and "small.png" in caplog.text
     assert {Path(p.source).name for p in patches} == {"img0.png", "img1.png", "img2.tif"}
@@ -204,12 +206,12 @@ def test_prepare_patches_strict_failure_keeps_an_earlier_set(tmp_path):
     """A strict run that fails on a bad file leaves the folder's earlier, complete set as it was
     (patches and manifest): nothing of the failed run is published."""
     raw, out = _raw_folder(tmp_path), tmp_path / "out"
-    prepare_patches(raw, out, size=128, stride=128)
+    prepare_patches(raw, out, PatchOptions(size=128, stride=128))
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     (raw / "zz_broken.tif").write_bytes(b"II*\x00garbage")
     Image.fromarray(_u8(particle_image(seed=9))).save(raw / "aa_new.png")  # cut before the failure
     with pytest.raises(DataError, match=r"zz_broken\.tif"):
-        prepare_patches(raw, out, size=128, stride=128)
+        prepare_patches(raw, out, PatchOptions(size=128, stride=128))
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
 
@@ -251,7 +253,7 @@ def test_prepare_patches_small_image_strict_names_file(tmp_path):
     raw.mkdir()
     Image.fromarray(_u8(particle_image(100, 100))).save(raw / "small.png")
     with pytest.raises(DataError, match=r"small\.png.*smaller"):
-        prepare_patches(raw, tmp_path / "out", size=128)
+        prepare_patches(raw, tmp_path / "out", PatchOptions(size=128))
 
 
 def test_prepare_patches_never_returns_empty(tmp_path):
@@ -259,7 +261,7 @@ def test_prepare_patches_never_returns_empty(tmp_path):
     raw.mkdir()
     Image.fromarray(np.full((200, 200), 90, np.uint8)).save(raw / "blank.png")
     with pytest.raises(DataError, match=r"raw.*no patches"):
-        prepare_patches(raw, tmp_path / "out", size=128)
+        prepare_patches(raw, tmp_path / "out", PatchOptions(size=128))
     assert not (tmp_path / "out" / "manifest.jsonl").exists()
 
 
@@ -304,7 +306,7 @@ def test_real_prepare_three_unlabeled_images(tmp_path):
     raw.mkdir()
     for f in list_images(REAL / "unlabeled")[:3]:
         (raw / f.name).symlink_to(f)  # read in place: no copy of licensed data
-    patches = prepare_patches(raw, tmp_path / "out", pixel_size_nm=7.34)
+    patches = prepare_patches(raw, tmp_path / "out", PatchOptions(pixel_size_nm=7.34))
     # 712 specimen rows x 1024: 3 x 4 tiles per image (last row flush), most show particles.
     assert 12 <= len(patches) <= 36
     assert {Path(p.source).name for p in patches} == {f.name for f in raw.iterdir()}

@@ -13,7 +13,7 @@ from PIL import Image
 
 from diffrendergan.config import material_from_dict, renderer_from_dict
 from diffrendergan.evaluation.protocol import Row, compare_to, run_rows
-from diffrendergan.export.writer import export_dataset
+from diffrendergan.export.writer import ExportOptions, export_dataset
 from diffrendergan.models.generator import Generator
 from diffrendergan.segmentation.data import is_synthetic_folder
 from diffrendergan.segmentation.recipe import segmenter_from_dict
@@ -57,7 +57,9 @@ def small_generator() -> Generator:
 @pytest.fixture(scope="module")
 def export_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("export")
-    export_dataset(small_generator(), out, 8, seed=0, batch_size=8, baseline=True, progress=False)
+    export_dataset(
+        small_generator(), out, 8, ExportOptions(seed=0, batch_size=8, baseline=True, progress=False)
+    )
     return out
 
 

@@ -29,6 +29,11 @@ def _raw(size: int = 64) -> dict:
     return raw
 
 
+def _model(**topography) -> dict:
+    """A small model config that learns the size law with ``topography`` settings."""
+    return {"layout_pool": 0, "n_eval": 2, "topography": {"enabled": True, **topography}}
+
+
 def test_reparameterised_sizes_equal_layout_sizes() -> None:
     mat = material_from_dict(_raw())
     topo = Topography(mat, init_size=replace(mat.size, median_nm=26.0), learn_count=False)
@@ -80,8 +85,7 @@ def test_bigger_particles_brighten_image_consistently_with_gradient() -> None:
 
 
 def test_gan_module_with_topography_trains_and_reports() -> None:
-    module = GANModule(_raw(), {"faces_per_pixel": 8}, layout_pool=0, n_eval=2, learn_topography=True,
-                       lr_topo=0.05, topo_init={"median_nm": 30.0})  # fmt: skip
+    module = GANModule(_raw(), {"faces_per_pixel": 8}, _model(lr=0.05, init={"median_nm": 30.0}))
     start = module.topography.summary(averaged=False)["median_nm"]
     trainer = pl.Trainer(max_steps=4, logger=False, enable_checkpointing=False, enable_progress_bar=False)
     trainer.fit(module, torch.utils.data.DataLoader(torch.rand(4, 1, 64, 64), batch_size=2))
@@ -94,8 +98,7 @@ def test_gan_module_with_topography_trains_and_reports() -> None:
 def test_export_generator_samples_the_learned_law() -> None:
     """After training, datasets must be drawn from the learned size/count law, not the configured one."""
     raw = _raw()
-    module = GANModule(raw, {"faces_per_pixel": 8}, layout_pool=0, learn_topography=True, learn_count=True,
-                       topo_init={"median_nm": 30.0})  # fmt: skip
+    module = GANModule(raw, {"faces_per_pixel": 8}, _model(learn_count=True, init={"median_nm": 30.0}))
     topo = module.topography
     with torch.no_grad():  # pretend training moved the law: median 12 nm, sigma 0.1, 1 of 4 slots
         topo.loc.fill_(math.log(12.0))
@@ -124,8 +127,9 @@ def test_binomial_count_law_is_validated() -> None:
 
 
 def test_warmup_epochs_freeze_the_law_then_release_it() -> None:
-    module = GANModule(_raw(), {"faces_per_pixel": 8}, layout_pool=0, n_eval=2, learn_topography=True,
-                       lr_topo=0.05, topo_init={"median_nm": 30.0}, topo_warmup_epochs=1)  # fmt: skip
+    module = GANModule(
+        _raw(), {"faces_per_pixel": 8}, _model(lr=0.05, init={"median_nm": 30.0}, warmup_epochs=1)
+    )
     data = torch.utils.data.DataLoader(torch.rand(4, 1, 64, 64), batch_size=2)
     start = module.topography.summary(averaged=False)["median_nm"]
     pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False).fit(
@@ -179,8 +183,7 @@ def test_reported_law_is_the_tail_average_once_it_starts() -> None:
 
 
 def test_averaging_tail_starts_at_the_configured_fraction_of_law_epochs() -> None:
-    module = GANModule(_raw(), {"faces_per_pixel": 8}, layout_pool=0, n_eval=2, learn_topography=True,
-                       topo_warmup_epochs=2, topo_average_from=0.5)  # fmt: skip
+    module = GANModule(_raw(), {"faces_per_pixel": 8}, _model(warmup_epochs=2, average_from=0.5))
     data = torch.utils.data.DataLoader(torch.rand(2, 1, 64, 64), batch_size=2)
     seen: list[tuple[int, bool]] = []
 
@@ -196,5 +199,5 @@ def test_averaging_tail_starts_at_the_configured_fraction_of_law_epochs() -> Non
 
 
 def test_averaging_fraction_is_validated() -> None:
-    with pytest.raises(ConfigError, match=r"model\.topo_average_from"):
-        GANModule(_raw(), learn_topography=True, topo_average_from=1.5)
+    with pytest.raises(ConfigError, match=r"model\.topography\.average_from"):
+        GANModule(_raw(), model=_model(average_from=1.5))

@@ -20,7 +20,7 @@ import yaml
 from diffrendergan.config import material_from_dict
 from diffrendergan.data.datasets import RealPatchDataModule
 from diffrendergan.data.demo import ensure_demo
-from diffrendergan.data.patches import prepare_patches
+from diffrendergan.data.patches import PatchOptions, prepare_patches
 from diffrendergan.models.topography import law_summary
 from diffrendergan.training.gan_module import GANModule
 
@@ -43,11 +43,12 @@ def fitted(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict]:
     demo = ensure_demo(mat, tmp / "cache", n_unlabeled=16, size=2 * size)
     raw["placement"]["guard"] = 0.25  # the patches are crops: render windows of a larger specimen
     patches = tmp / "patches"
-    prepare_patches(demo.unlabeled_dir, patches, size=size, stride=size // 2, pixel_size_nm=mat.pixel_size_nm)
+    opts = PatchOptions(size=size, stride=size // 2, pixel_size_nm=mat.pixel_size_nm)
+    prepare_patches(demo.unlabeled_dir, patches, opts)
     pl.seed_everything(0)
     dm = RealPatchDataModule(patches, batch_size=4, val_fraction=0.2, seed=0)
-    module = GANModule(raw, {"faces_per_pixel": 8}, layout_pool=0, n_eval=8, learn_topography=True,
-                       lr_topo=0.01, topo_init=START)  # fmt: skip
+    module = GANModule(raw, {"faces_per_pixel": 8}, {"layout_pool": 0, "n_eval": 8,
+                       "topography": {"enabled": True, "lr": 0.01, "init": START}})  # fmt: skip
     trainer = pl.Trainer(max_epochs=40, limit_train_batches=10, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, num_sanity_val_steps=0)  # fmt: skip
     trainer.fit(module, datamodule=dm)

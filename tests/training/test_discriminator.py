@@ -27,5 +27,5 @@ def test_spectral_norm_bounds_every_layer() -> None:
 
 
 def test_unknown_norm_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="d_norm"):
+    with pytest.raises(ConfigError, match=r"discriminator\.norm"):
         PatchDiscriminator(1, 8, 3, "batch")

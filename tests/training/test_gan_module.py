@@ -9,6 +9,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 import yaml
+from lightning_checkpoints import save_module_checkpoint
 from PIL import Image
 
 from diffrendergan.data.datasets import RealPatchDataModule
@@ -37,7 +38,7 @@ def _patches(folder: Path, n: int = 8, size: int = 64) -> Path:
 def _fit(tmp: Path, seed: int) -> dict[str, float]:
     pl.seed_everything(seed, workers=True, verbose=False)
     dm = RealPatchDataModule(_patches(tmp / "patches"), batch_size=2, val_fraction=0.25, seed=seed)
-    module = GANModule(_material(), {}, layout_pool=4, n_eval=2, seed=seed)
+    module = GANModule(_material(), {}, {"layout_pool": 4, "n_eval": 2}, seed=seed)
     trainer = pl.Trainer(
         max_epochs=1,
         limit_train_batches=2,
@@ -53,7 +54,7 @@ def _fit(tmp: Path, seed: int) -> dict[str, float]:
 
 
 def test_training_step_updates_both_networks(tmp_path: Path) -> None:
-    module = GANModule(_material(), {}, layout_pool=4, n_eval=2)
+    module = GANModule(_material(), {}, {"layout_pool": 4, "n_eval": 2})
     g0 = [p.detach().clone() for p in module.generator.parameters()]
     d0 = [p.detach().clone() for p in module.discriminator.parameters()]
     trainer = pl.Trainer(
@@ -85,7 +86,7 @@ def test_same_seed_same_first_epoch_losses(tmp_path: Path) -> None:
 
 
 def test_ranks_draw_different_layouts() -> None:
-    module = GANModule(_material(), {}, layout_pool=0, n_eval=2)
+    module = GANModule(_material(), {}, {"layout_pool": 0, "n_eval": 2})
     seeds = []
     for rank in (0, 1):
         seeds.append(module._train_seeds_for(rank=rank, world=2, step=0, batch_size=2))
@@ -93,7 +94,7 @@ def test_ranks_draw_different_layouts() -> None:
 
 
 def test_checkpoint_roundtrip_rebuilds_generator(tmp_path: Path) -> None:
-    module = GANModule(_material(), {}, layout_pool=4, n_eval=2)
+    module = GANModule(_material(), {}, {"layout_pool": 4, "n_eval": 2})
     trainer = pl.Trainer(
         max_steps=1,
         logger=False,
@@ -112,8 +113,62 @@ def test_checkpoint_roundtrip_rebuilds_generator(tmp_path: Path) -> None:
         assert torch.allclose(module.generator.unit_params(layouts), loaded.generator.unit_params(layouts))
 
 
+# The flat hyperparameters an experiments.run checkpoint held before the model group was split
+# into built parts (commit c37cbf8 and earlier).
+FLAT_HPARAMS = {
+    "param_net": "deepsets", "hidden": 32, "layers": 2, "dropout": 0.1, "max_particles": None,
+    "loss": "hinge", "lr_g": 3e-4, "lr_d": 2e-4, "betas": (0.4, 0.99), "d_base_filters": 16,
+    "d_layers": 2, "layout_pool": 5, "n_eval": 3, "seed": 7, "learn_topography": False,
+    "learn_count": False, "lr_topo": 0.01, "topo_init": None, "topo_betas": (0.9, 0.999),
+    "topo_warmup_epochs": 0, "topo_centre_noise": True, "topo_average_from": 0.5,
+    "ema_decay": 0.9, "lr_decay": "linear", "lr_end_factor": 0.2, "particle_weight": 2.0,
+    "d_norm": "spectral",
+}  # fmt: skip
+
+
+def test_a_checkpoint_with_the_old_flat_hyperparameters_loads(tmp_path: Path) -> None:
+    from diffrendergan.training.load import load_gan_module, model_from_flat_hparams
+
+    model = model_from_flat_hparams(FLAT_HPARAMS)
+    module = GANModule(_material(), {}, model, seed=7)
+    path = save_module_checkpoint(module, tmp_path / "new.ckpt")
+    ckpt = torch.load(path, weights_only=True)
+    ckpt["hyper_parameters"] = {"material": _material(), "renderer": {}, **FLAT_HPARAMS}
+    torch.save(ckpt, tmp_path / "old.ckpt")
+    loaded = load_gan_module(tmp_path / "old.ckpt")
+    spec = loaded.spec
+    assert (spec.generator.net, spec.generator.hidden, spec.loss.name) == ("deepsets", 32, "hinge")
+    assert (spec.optimizer_g.lr, spec.optimizer_d.lr, spec.optimizer_d.betas) == (3e-4, 2e-4, [0.4, 0.99])
+    assert (spec.discriminator.base_filters, spec.discriminator.norm, spec.particle_weight) == (
+        16,
+        "spectral",
+        2.0,
+    )
+    assert (loaded.hparams.seed, spec.layout_pool, spec.lr_end_factor) == (7, 5, 0.2)
+    layouts = module.generator.layouts([1, 2])
+    module.eval(), loaded.eval()
+    with torch.no_grad():
+        assert torch.equal(module.generator.unit_params(layouts), loaded.generator.unit_params(layouts))
+
+
+def test_the_config_names_the_classes_it_builds() -> None:
+    """A `_target_` swap in the model config changes the built part, no code edit."""
+    model = {"optimizer_d": {"_target_": "torch.optim.AdamW", "lr": 5e-4}, "loss": {"name": "ns"}}
+    module = GANModule(_material(), {}, model)
+    _, opt_d = module.configure_optimizers()[0]
+    assert isinstance(opt_d, torch.optim.AdamW) and opt_d.defaults["lr"] == 5e-4
+    assert module.g_loss_fn.__name__ == "ns_g"
+
+
+def test_an_old_model_key_is_one_line_naming_the_new_one() -> None:
+    from diffrendergan.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^model\.lr_g: renamed to model\.optimizer_g\.lr"):
+        GANModule(_material(), {}, {"lr_g": 1e-3})
+
+
 def test_ema_averages_the_weights_and_predicts_in_eval_mode() -> None:
-    module = GANModule(_material(), {}, layout_pool=4, n_eval=2, ema_decay=0.5)
+    module = GANModule(_material(), {}, {"layout_pool": 4, "n_eval": 2, "ema_decay": 0.5})
     g = module.generator
     weights = [p for p in g.net.parameters()]
     with torch.no_grad():
@@ -136,7 +191,7 @@ def test_ema_averages_the_weights_and_predicts_in_eval_mode() -> None:
 
 
 def test_checkpoint_roundtrip_keeps_the_average(tmp_path: Path) -> None:
-    module = GANModule(_material(), {}, layout_pool=4, n_eval=2, ema_decay=0.9)
+    module = GANModule(_material(), {}, {"layout_pool": 4, "n_eval": 2, "ema_decay": 0.9})
     trainer = pl.Trainer(
         max_steps=6, logger=False, enable_checkpointing=False, enable_progress_bar=False, accelerator="cpu"
     )
@@ -157,7 +212,9 @@ def test_checkpoint_roundtrip_keeps_the_average(tmp_path: Path) -> None:
 
 
 def test_linear_lr_decay_reaches_the_end_factor() -> None:
-    module = GANModule(_material(), {}, layout_pool=4, n_eval=2, lr_decay="linear", lr_end_factor=0.1)
+    module = GANModule(
+        _material(), {}, {"layout_pool": 4, "n_eval": 2, "lr_decay": "linear", "lr_end_factor": 0.1}
+    )
     trainer = pl.Trainer(
         max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False, accelerator="cpu"
     )
@@ -175,7 +232,7 @@ def test_particle_weighted_generator_loss() -> None:
     assert float(lsgan_g(logits)) == pytest.approx(0.25)
     weight = torch.tensor([[[[3.0, 1.0], [1.0, 1.0]]]])  # that patch holds particles
     assert float(lsgan_g(logits, weight)) == pytest.approx(3.0 / 6.0)
-    module = GANModule(_material(), {}, layout_pool=4, n_eval=2, particle_weight=4.0)
+    module = GANModule(_material(), {}, {"layout_pool": 4, "n_eval": 2, "particle_weight": 4.0})
     layouts = module.generator.layouts([1, 2])
     w = module._patch_weight(layouts, torch.Size((8, 8)))
     coverage = module.generator.renderer.gbuffer(layouts).particle.mean((1, 2, 3))
