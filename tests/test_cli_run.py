@@ -167,10 +167,12 @@ def test_ddp_two_cpu_processes(tmp_path: Path, cache_dir: Path) -> None:
     assert check["world_size"] == 2 and check["identical"] is True
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == 8
-    # val/swd of the initial generator (the validation before training) does not depend on the
-    # number of processes: each rank holds half the real patches, the metric gathers them by id.
+    # val/swd and val/hist_w1 of the initial generator (the validation before training) do not
+    # depend on the number of processes: each rank holds half the real patches, the metrics
+    # gather them by id.
     single = run_ok([*SMALL, "trainer.max_epochs=1", "export.enabled=false"], tmp_path / "one", cache_dir)
-    assert summary["realism"]["start"] == pytest.approx(single["realism"]["start"], rel=1e-5)
+    for key in ("start", "hist_w1_start"):
+        assert summary["realism"][key] == pytest.approx(single["realism"][key], rel=1e-5)
 
 
 @pytest.mark.slow

@@ -43,7 +43,6 @@ from tqdm import tqdm
 
 from diffrendergan.errors import ConfigError
 from diffrendergan.models.generator import Generator
-from diffrendergan.noise.detector import add_noise, optics
 from diffrendergan.rendering.masks import background_fraction
 from diffrendergan.scene.layout import Layout
 from diffrendergan.utils.io import atomic_write, atomic_write_json
@@ -321,26 +320,14 @@ def export_unit_params(
 def render_batch(
     g: Generator, layouts: list[Layout], baseline: bool, widen: float = 0.0
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Render layouts in one batched shading pass, with per-image noise and parameter streams.
-
-    ``MicroscopyRenderer.shade`` draws noise for the whole batch from one generator, which would
-    tie each image to its batch neighbours; here shading and optics run batched, the noise and
-    the parameters (:func:`export_unit_params`) are drawn per image from its layout seed.
-
-    Returns image (B, H, W) float in [0, 1] and physical params {name: (B,)}.
-    """
-    r = g.renderer
-    dev = g.device
+    """Render layouts in one batched shading pass, with per-image noise and parameter streams
+    (:func:`export_unit_params`; noise seeded by each layout's seed), so that an image does not
+    depend on its batch neighbours. Returns image (B, H, W) in [0, 1] and params {name: (B,)}."""
+    r, dev = g.renderer, g.device
     unit = export_unit_params(g, layouts, baseline, widen)
-    params = r.space.to_physical(unit)
-    signal = r.shader(r.gbuffer(layouts, device=dev).to(dev), params)
-    x = optics(signal, params, r.cfg.supersample)  # (B, 1, H, W)
-    images = []
-    for k, lay in enumerate(layouts):
-        gen = torch.Generator(device=dev).manual_seed(lay.seed)
-        p_k = {n: v[k : k + 1] for n, v in params.items()}
-        images.append(add_noise(x[k : k + 1], p_k, gen))
-    return torch.cat(images)[:, 0], params
+    streams = [torch.Generator(device=dev).manual_seed(lay.seed) for lay in layouts]
+    out = r.shade(r.gbuffer(layouts, device=dev), unit, streams)
+    return out.image[:, 0], out.params
 
 
 # ------------------------------------------------------------------------------------- export

@@ -195,37 +195,39 @@ def _level_stats(desc: torch.Tensor) -> tuple[float, float]:
     return mean, max(std, 1e-12)
 
 
-def _dedupe(desc: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    """Descriptors (N, L, P, 49) of distinct ids, in id order: a set measured in shards (DDP
-    pads its shards with repeats) gives exactly the descriptors of the whole set."""
+def _dedupe(feats: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """Per-image features (N, ...) of distinct ids, in id order: a set measured in shards (DDP
+    pads its shards with repeats) gives exactly the features of the whole set."""
     order = torch.argsort(ids, stable=True)
-    ids, desc = ids[order], desc[order]
+    ids, feats = ids[order], feats[order]
     first = torch.ones(len(ids), dtype=torch.bool)
     first[1:] = ids[1:] != ids[:-1]
-    return desc[first]
+    return feats[first]
 
 
-class SlicedWasserstein(Metric):
-    """SWD between a real and a fake image set, as a ``torchmetrics.Metric`` that syncs across
-    DDP ranks and can keep its real side as a cached reference.
+class ImageSetMetric(Metric):
+    """A distance between a real and a fake image set, kept as per-image features keyed by image
+    id, so that it syncs across DDP ranks and can keep its real side as a cached reference.
 
-    ``update(images, real=True|False, ids=None)`` stores patch descriptors (not images), keyed by
-    image id (default: running numbers per set). ``compute()`` gathers every rank's
-    descriptors, drops repeated ids, and returns ``{"levels": tensor(L), "mean": tensor()}``
-    (x1e3): the same value however the sets were split over updates and processes.
-    ``reset_fake()`` forgets only the fake side, so a fixed real validation set is measured once.
+    ``update(images, real=True|False, ids=None)`` stores :meth:`features` (not images) with ids
+    (default: running numbers per set). ``compute()`` gathers every rank's features and drops
+    repeated ids (DistributedSampler pads its shards with repeats): the same value however the
+    sets were split over updates and processes. ``reset_fake()`` forgets only the fake side, so a
+    fixed real validation set is measured once. Subclasses define ``features`` and ``compute``.
     """
 
     full_state_update = False
 
-    def __init__(self, seed: int = 0, n_patches: int = PATCHES_PER_IMAGE, **kwargs) -> None:
+    def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.seed = int(seed)
-        self.n_patches = int(n_patches)
         for side in ("real", "fake"):
-            self.add_state(f"{side}_desc", default=[], dist_reduce_fx="cat")
+            self.add_state(f"{side}_features", default=[], dist_reduce_fx="cat")
             self.add_state(f"{side}_ids", default=[], dist_reduce_fx="cat")
         self._next_id = {True: 0, False: 0}
+
+    def features(self, images: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """(N, 1, H, W) images and their (N,) ids -> (N, ...) per-image features."""
+        raise NotImplementedError
 
     def update(self, images: torch.Tensor | np.ndarray, real: bool, ids: torch.Tensor | None = None) -> None:
         """images: (N,1,H,W) in a fixed value range; ``real`` picks the set; ids: (N,) or None."""
@@ -235,19 +237,42 @@ class SlicedWasserstein(Metric):
             ids = torch.arange(self._next_id[real], self._next_id[real] + len(x))
             self._next_id[real] += len(x)
         ids = torch.as_tensor(ids, dtype=torch.long).reshape(-1).cpu()
-        desc = extract_descriptors(x, seed=self.seed, n_patches=self.n_patches, ids=ids)
         side = "real" if real else "fake"
-        getattr(self, f"{side}_desc").append(desc.to(self.device))
+        getattr(self, f"{side}_features").append(self.features(x, ids).to(self.device))
         getattr(self, f"{side}_ids").append(ids.to(self.device))
 
-    def _side(self, side: str) -> torch.Tensor:
-        desc, ids = _cat_state(getattr(self, f"{side}_desc")), _cat_state(getattr(self, f"{side}_ids"))
-        if desc.numel() == 0:
-            raise RuntimeError("SlicedWasserstein needs both real and fake updates before compute()")
-        return _dedupe(desc, ids.long())
+    def side(self, side: str) -> torch.Tensor:
+        """The features of one set ("real" or "fake"), one row per distinct id, in id order."""
+        feats, ids = _cat_state(getattr(self, f"{side}_features")), _cat_state(getattr(self, f"{side}_ids"))
+        if feats.numel() == 0:
+            raise RuntimeError(f"{type(self).__name__} needs both real and fake updates before compute()")
+        return _dedupe(feats, ids.long())
+
+    def reset(self) -> None:
+        super().reset()
+        self._next_id = {True: 0, False: 0}
+
+    def reset_fake(self) -> None:
+        """Forget the fake side only; the real side stays as the cached reference."""
+        self.fake_features, self.fake_ids = [], []
+        self._next_id[False] = 0
+        self._computed = None
+
+
+class SlicedWasserstein(ImageSetMetric):
+    """SWD (x1e3) between a real and a fake image set from Laplacian-pyramid patch descriptors;
+    ``compute()`` returns ``{"levels": tensor(L), "mean": tensor()}``. See :class:`ImageSetMetric`."""
+
+    def __init__(self, seed: int = 0, n_patches: int = PATCHES_PER_IMAGE, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.seed = int(seed)
+        self.n_patches = int(n_patches)
+
+    def features(self, images: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        return extract_descriptors(images, seed=self.seed, n_patches=self.n_patches, ids=ids)
 
     def compute(self) -> dict[str, torch.Tensor]:
-        real, fake = self._side("real"), self._side("fake")
+        real, fake = self.side("real"), self.side("fake")
         if real.shape[1] != fake.shape[1]:
             raise ValueError("real and fake images have different pyramid depths (sizes differ)")
         levels = []
@@ -260,15 +285,28 @@ class SlicedWasserstein(Metric):
         lv = torch.tensor(levels, dtype=torch.float64)
         return {"levels": lv, "mean": lv.mean()}
 
-    def reset(self) -> None:
-        super().reset()
-        self._next_id = {True: 0, False: 0}
 
-    def reset_fake(self) -> None:
-        """Forget the fake side only; the real side stays as the cached reference."""
-        self.fake_desc, self.fake_ids = [], []
-        self._next_id[False] = 0
-        self._computed = None
+class GreyLevelW1(ImageSetMetric):
+    """Wasserstein-1 between the grey-level distributions of a real and a fake image set (values
+    clipped to [0, 1]), from ``bins``-bin histograms: sum |CDF_real - CDF_fake| * bin width, in
+    grey-level units (0.1 = a mean brightness shift of 10 % of the range). Per-image histograms
+    are the features, so shards add up to the whole set. See :class:`ImageSetMetric`."""
+
+    def __init__(self, bins: int = 256, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.bins = int(bins)
+
+    def features(self, images: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        edges = np.linspace(0.0, 1.0, self.bins + 1)
+        counts = [np.histogram(x.numpy().ravel().clip(0.0, 1.0), bins=edges)[0] for x in images]
+        return torch.from_numpy(np.stack(counts)).long()  # (N, bins)
+
+    def compute(self) -> torch.Tensor:
+        cdfs = []
+        for side in ("real", "fake"):
+            h = self.side(side).sum(0).double()
+            cdfs.append(torch.cumsum(h, 0) / h.sum().clamp_min(1))
+        return (cdfs[0] - cdfs[1]).abs().sum() / self.bins
 
 
 def swd(
@@ -300,18 +338,11 @@ def _cat_state(state: list[torch.Tensor] | torch.Tensor) -> torch.Tensor:
 def histogram_distance(
     real: torch.Tensor | np.ndarray, fake: torch.Tensor | np.ndarray, bins: int = 256
 ) -> float:
-    """Wasserstein-1 between the grey-level distributions of two sets (values clipped to [0, 1]).
-
-    Computed from ``bins``-bin histograms as sum |CDF_real - CDF_fake| * bin_width, so it is in
-    grey-level units (0.1 = a mean brightness shift of 10 % of the range).
-    """
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    cdfs = []
-    for x in (real, fake):
-        v = _as_images(x).numpy().ravel().clip(0.0, 1.0)
-        h, _ = np.histogram(v, bins=edges)
-        cdfs.append(np.cumsum(h) / max(h.sum(), 1))
-    return float(np.abs(cdfs[0] - cdfs[1]).sum() / bins)
+    """Grey-level Wasserstein-1 between two image sets (one-shot :class:`GreyLevelW1`)."""
+    metric = GreyLevelW1(bins=bins, sync_on_compute=False)
+    metric.update(real, real=True)
+    metric.update(fake, real=False)
+    return float(metric.compute())
 
 
 def realism_report(

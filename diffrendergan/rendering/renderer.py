@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import torch
@@ -109,15 +110,25 @@ class MicroscopyRenderer:
         self,
         gb: GBuffer,
         unit_params: torch.Tensor,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | Sequence[torch.Generator] | None = None,
         noise: bool = True,
     ) -> RenderOutput:
-        """Differentiable part: unit params (B, K) -> image (B, 1, H, W)."""
+        """Differentiable part: unit params (B, K) -> image (B, 1, H, W).
+
+        ``generator``: one noise stream for the batch (training), or one per image (export: an
+        image's noise then depends only on its own seed, not on its batch neighbours)."""
         params = self.space.to_physical(unit_params)
         signal = self.shader(gb.to(unit_params.device), params)
         x = optics(signal, params, self.cfg.supersample)
-        image = add_noise(x, params, generator) if noise else x.clamp(0, 1)
-        return RenderOutput(image, params)
+        if not noise:
+            return RenderOutput(x.clamp(0, 1), params)
+        if generator is None or isinstance(generator, torch.Generator):
+            return RenderOutput(add_noise(x, params, generator), params)
+        per_image = [
+            add_noise(x[k : k + 1], {n: v[k : k + 1] for n, v in params.items()}, g)
+            for k, g in enumerate(generator)
+        ]
+        return RenderOutput(torch.cat(per_image), params)
 
     def render(
         self,

@@ -16,7 +16,7 @@ import pytorch_lightning as pl
 import torch
 
 from diffrendergan.config import material_from_dict, renderer_from_dict
-from diffrendergan.metrics.realism import SlicedWasserstein, histogram_distance
+from diffrendergan.metrics.realism import GreyLevelW1, SlicedWasserstein
 from diffrendergan.models.generator import Generator
 from diffrendergan.models.topography import Topography
 from diffrendergan.schemas import ModelSchema
@@ -93,6 +93,7 @@ class GANModule(pl.LightningModule):
         # val/swd: the real validation patches are measured once (a cached reference, gathered
         # over DDP ranks by patch id) and every validation compares the evaluation renders to it.
         self.val_swd = SlicedWasserstein(seed=0)
+        self.val_hist = GreyLevelW1()
         self._swd_reference_ready = False
         self.last_realism: dict[str, float] = {}
         self._eval_cache: tuple[int, EvalSample] | None = None
@@ -226,6 +227,7 @@ class GANModule(pl.LightningModule):
         self._val_real = []
         if not self._swd_reference_ready:
             self.val_swd.reset()
+            self.val_hist.reset()
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         """batch: real patches (B,1,H,W) and their validation-set ids (B,)."""
@@ -233,6 +235,7 @@ class GANModule(pl.LightningModule):
         self._val_real.append(images.detach().cpu())
         if not self._swd_reference_ready:
             self.val_swd.update(images, real=True, ids=ids)
+            self.val_hist.update(images, real=True, ids=ids)
 
     @property
     def val_real(self) -> torch.Tensor | None:
@@ -262,15 +265,14 @@ class GANModule(pl.LightningModule):
             return
         sample = self.eval_sample()
         fake, params = sample.fake, sample.params
-        self.val_swd.update(fake, real=False)  # ids 0..n_eval-1: the same renders on every rank
-        swd_mean = float(self.val_swd.compute()["mean"])  # syncs over ranks, drops repeated ids
-        self.val_swd.reset_fake()
+        metrics = {}
+        for name, metric in (("val/swd", self.val_swd), ("val/hist_w1", self.val_hist)):
+            metric.update(fake, real=False)  # ids 0..n_eval-1: the same renders on every rank
+            value = metric.compute()  # syncs over ranks, drops repeated ids
+            metrics[name] = float(value["mean"] if isinstance(value, dict) else value)
+            metric.reset_fake()
         if not self.trainer.sanity_checking:  # a sanity run sees only a few batches: not a reference
             self._swd_reference_ready = True
-        hist = torch.tensor([histogram_distance(real, fake)], device=self.device)
-        if self.trainer.world_size > 1:  # every rank holds a shard of the real patches: average
-            hist = self.all_gather(hist).reshape(-1).mean()
-        metrics = {"val/swd": swd_mean, "val/hist_w1": float(hist)}
         self.last_realism = metrics
         self.log_dict(metrics, prog_bar=True)
         if self.topography is not None:
