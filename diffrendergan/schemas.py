@@ -286,6 +286,7 @@ class AnalyzeSchema:
     strict: bool = False
     device: str = "auto"
     tta: bool | None = None
+    decoding: dict[str, Any] = field(default_factory=dict)
     n_boot: int = 2000
     seed: int = 0
     out_dir: str | None = None
@@ -568,7 +569,15 @@ def check_compare(cfg: DictConfig) -> CompareSchema:
 
 
 def check_analyze(cfg: DictConfig) -> AnalyzeSchema:
+    from diffrendergan.segmentation.recipe import DECODE_KEYS, segmenter_from_dict
+
     a = typed(AnalyzeSchema, cfg, "", subset=True)
     _check_sizes(a)
     at_least("n_boot", a.n_boot, 0)
+    unknown = sorted(set(a.decoding) - set(DECODE_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"decoding.{unknown[0]}", f"not a decode-only segmenter key; expected one of {DECODE_KEYS}"
+        )
+    segmenter_from_dict(a.decoding, "decoding")  # types and ranges of the given keys
     return a

@@ -77,6 +77,7 @@ def main(cfg: DictConfig) -> dict[str, Any]:
         include_border=opts.include_border,
         device=opts.device,
         tta=opts.tta,
+        decoding=dict(opts.decoding),
         n_boot=opts.n_boot,
         seed=opts.seed,
     )

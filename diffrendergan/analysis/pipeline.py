@@ -12,7 +12,7 @@ Outputs (all atomic) in ``out_dir``: ``particles.csv`` (+ ``.parquet``), ``summa
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from diffrendergan.data.readers import read_micrograph
 from diffrendergan.segmentation.checkpoint import load_segmenter
 from diffrendergan.segmentation.data import micrograph_input
 from diffrendergan.segmentation.module import SegModule
+from diffrendergan.segmentation.recipe import validate
 from diffrendergan.utils.device import resolve_device
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class Options:
     include_border: bool = False  # count particles cut by the image border / data bar
     device: str = "auto"  # auto (GPU when present) | cpu | cuda
     tta: bool | None = None  # test-time augmentation; None = as the checkpoint's recipe says
+    decoding: dict[str, Any] = field(default_factory=dict)  # decode-only recipe keys over the checkpoint's
     n_boot: int = 2000  # bootstrap resamples of the lognormal fit's intervals
     seed: int = 0
 
@@ -125,8 +127,8 @@ def analyze(ckpt: Path, p: Plan, out_dir: Path, options: Options = Options()) ->
     to ``out_dir/summary.json``."""
     device = resolve_device(options.device)
     module = load_segmenter(ckpt, device)
-    if options.tta is not None:
-        module.recipe = replace(module.recipe, tta=options.tta)
+    overrides = {**options.decoding, **({"tta": options.tta} if options.tta is not None else {})}
+    module.recipe = validate(replace(module.recipe, **overrides), "decoding")
     log.info("segmenter %s on %s; %d images", ckpt, device, len(p.inputs))
     done = predict_all(module, p, out_dir, options)
     table = concat([done[m.path].predicted for m in p.inputs])

@@ -15,7 +15,8 @@ def load_segmenter(path: str | Path, device: str | torch.device = "cpu") -> SegM
     segmenter checkpoint is a one-line DataError."""
     ckpt = read_checkpoint(path, "segmenter")
     hp = ckpt["hyper_parameters"]
-    module = SegModule(hp["recipe"], hp.get("train_pixel_size_nm"))
+    recipe = {"core_threshold": None, **hp["recipe"]}  # recipes saved before the key: argmax cores
+    module = SegModule(recipe, hp.get("train_pixel_size_nm"))
     module.load_state_dict(ckpt["state_dict"])
     return module.to(device).eval()
 

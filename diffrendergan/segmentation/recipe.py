@@ -27,6 +27,7 @@ DECODE_KEYS = (
     "decoder",
     "min_size_px",
     "core_erode_px",
+    "core_threshold",
     "tile",
     "overlap",
     "tta",
@@ -99,7 +100,8 @@ class SegmenterConfig:
         decoder_channels: the U-Net decoder's widths, finest last (null = the profile's: cpu
             64/32/32/16/16, gpu smp's default 256/128/64/32/16); the decoder's high-resolution
             stages dominate a CPU step.
-        target, target_width_px, decoder, min_size_px, core_erode_px: the instance representation
+        target, target_width_px, decoder, min_size_px, core_erode_px, core_threshold: the instance
+            representation
             (:class:`~diffrendergan.segmentation.representations.Representation`).
         normalize: intensity convention. ``matched``: synthetic images as rendered, real
             micrographs percentile-stretched (0.5/99.5 %, data bar removed) — the convention the
@@ -127,7 +129,8 @@ class SegmenterConfig:
     target_width_px: int = 2
     decoder: str | None = None
     min_size_px: int = 10
-    core_erode_px: int = 1
+    core_erode_px: int = 0
+    core_threshold: float | None = 0.9
     normalize: str = "matched"
     gain_jitter: float = 0.2
     offset_jitter: float = 0.05
@@ -153,6 +156,7 @@ class SegmenterConfig:
             self.decoder,  # type: ignore[arg-type]
             self.min_size_px,
             self.core_erode_px,
+            self.core_threshold,
         )
 
     def schedule(self) -> Schedule:
@@ -221,6 +225,10 @@ def validate(cfg: SegmenterConfig, key: str = "segmenter") -> SegmenterConfig:
         raise ConfigError(f"{key}.gain_jitter", f"must be < 1 (gain 1 -/+ g), got {cfg.gain_jitter}")
     if not cfg.lr > 0:
         raise ConfigError(f"{key}.lr", f"must be > 0, got {cfg.lr}")
+    if cfg.core_threshold is not None and not 0.5 <= cfg.core_threshold < 1.0:
+        raise ConfigError(
+            f"{key}.core_threshold", f"expected null or a probability in [0.5, 1), got {cfg.core_threshold}"
+        )
     if cfg.crop_size is not None and (cfg.crop_size < 32 or cfg.crop_size % 32):
         raise ConfigError(f"{key}.crop_size", f"must be a multiple of 32, >= 32, got {cfg.crop_size}")
     if cfg.tile is not None and (cfg.tile < 32 or cfg.tile % 32 or cfg.overlap >= cfg.tile):

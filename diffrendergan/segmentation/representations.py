@@ -47,6 +47,7 @@ DEFAULT_DECODER = {"line": "components", "contour": "core_watershed", "bordercor
 
 TargetKind = Literal["line", "contour", "bordercore"]
 DecoderKind = Literal["components", "core_watershed", "distance_watershed"]
+MIN_CORE_PX = 6  # smaller cores are speckle, not seeds
 
 
 @dataclass(frozen=True)
@@ -60,13 +61,16 @@ class Representation:
             "distance_watershed"); None = the target's own decoder.
         min_size_px: predicted instances with fewer pixels are dropped.
         core_erode_px: ``core_watershed``: erosion of the predicted cores before seeding.
+        core_threshold: ``core_watershed`` with probabilities: seeds are the pixels whose core
+            probability is at least this (in [0.5, 1)); None = the argmax core.
     """
 
     target: TargetKind = "contour"
     width_px: int = 2
     decoder: DecoderKind | None = None
     min_size_px: int = 10
-    core_erode_px: int = 1
+    core_erode_px: int = 0
+    core_threshold: float | None = 0.9
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
@@ -75,6 +79,10 @@ class Representation:
             raise ValueError(f"decoder: expected one of {DECODERS}, got {self.decoder!r}")
         if self.width_px < 1:
             raise ValueError(f"width_px: must be >= 1, got {self.width_px}")
+        if self.core_threshold is not None and not 0.5 <= self.core_threshold < 1.0:
+            raise ValueError(
+                f"core_threshold: expected null or a probability in [0.5, 1), got {self.core_threshold}"
+            )
 
     @property
     def decoder_name(self) -> DecoderKind:
@@ -86,7 +94,7 @@ class Representation:
 
     def decode(self, pred: np.ndarray | torch.Tensor) -> np.ndarray:
         """(3, H, W) probabilities or (H, W) classes -> (H, W) int32 instance ids 1..K."""
-        return decode(pred, self.decoder_name, self.min_size_px, self.core_erode_px)
+        return decode(pred, self.decoder_name, self.min_size_px, self.core_erode_px, self.core_threshold)
 
 
 # ------------------------------------------------------------------------------------- encoding
@@ -206,34 +214,40 @@ def _components(classes: np.ndarray, grow_px: int = 2) -> np.ndarray:
     return inst
 
 
-def _separator_probability(pred: np.ndarray) -> np.ndarray | None:
-    """p(class 2) from (3, H, W) probabilities or logits; None for a class map."""
+def _probabilities(pred: np.ndarray) -> np.ndarray | None:
+    """(3, H, W) class probabilities from probabilities or logits; None for a class map."""
     if pred.ndim != 3:
         return None
     p = pred.astype(np.float32)
     if p.min() < 0 or p.max() > 1:  # logits
         p = np.exp(p - p.max(0, keepdims=True))
         p /= p.sum(0, keepdims=True)
-    return p[2]
+    return p
 
 
 def _core_watershed(
-    pred: np.ndarray, classes: np.ndarray, erode_px: int = 1, min_core_px: int = 6
+    pred: np.ndarray, classes: np.ndarray, erode_px: int = 1, core_threshold: float | None = None
 ) -> np.ndarray:
     """Class-1 cores as seeds, flooded over the separator evidence inside the foreground.
 
-    Cores are eroded by ``erode_px`` first: where a network's separator has a gap, two grains'
-    cores hang together by a thin bridge, which the erosion cuts. Cores smaller than
-    ``min_core_px`` after it are not seeds (speckle). Foreground components without any seed
-    (a particle predicted entirely as separator) become instances of their own.
+    Where a network's separator has a gap, two grains' cores hang together by a thin bridge of
+    uncertain pixels. ``core_threshold`` keeps only confident core pixels as seeds (bridges fall
+    below it; exact or confident maps keep every core, so small grains keep their seeds), and
+    ``erode_px`` erodes the cores (cuts bridges, but also deletes small grains' cores). Cores
+    under MIN_CORE_PX pixels are not seeds (speckle). Foreground components without any seed (a
+    particle predicted entirely as separator) become instances of their own.
     """
     fg = classes >= 1
+    probabilities = _probabilities(pred)
     core = classes == PARTICLE
+    if core_threshold is not None and probabilities is not None:
+        core = probabilities[PARTICLE] >= core_threshold
     if erode_px > 0:
         core = ndi.binary_erosion(core, structure=disk(erode_px) if erode_px > 1 else None)
-    markers = remove_small(label(core, connectivity=1), min_core_px)
-    landscape = _separator_probability(pred)
-    if landscape is None:
+    markers = remove_small(label(core, connectivity=1), MIN_CORE_PX)
+    if probabilities is not None:
+        landscape = probabilities[SEPARATOR]
+    else:
         landscape = -ndi.distance_transform_edt(fg)
     inst = watershed(landscape, markers, mask=fg).astype(np.int64)
     orphans = label(fg & (inst == 0), connectivity=1)
@@ -252,7 +266,11 @@ def _distance_watershed(classes: np.ndarray, min_distance_px: int = 3) -> np.nda
 
 
 def decode(
-    pred: np.ndarray | torch.Tensor, decoder: str = "core_watershed", min_size_px: int = 10, erode_px: int = 1
+    pred: np.ndarray | torch.Tensor,
+    decoder: str = "core_watershed",
+    min_size_px: int = 10,
+    erode_px: int = 1,
+    core_threshold: float | None = None,
 ) -> np.ndarray:
     """Instance map from a 3-class prediction.
 
@@ -261,6 +279,7 @@ def decode(
         decoder: one of :data:`DECODERS`.
         min_size_px: instances with fewer pixels are removed.
         erode_px: ``core_watershed`` only: core erosion before seeding.
+        core_threshold: ``core_watershed`` only: minimum core probability of a seed pixel.
     Returns:
         (H, W) int32 instance ids 1..K, 0 = background.
     """
@@ -269,7 +288,7 @@ def decode(
     if decoder == "components":
         inst = _components(classes)
     elif decoder == "core_watershed":
-        inst = _core_watershed(arr, classes, erode_px)
+        inst = _core_watershed(arr, classes, erode_px, core_threshold)
     elif decoder == "distance_watershed":
         inst = _distance_watershed(classes)
     else:

@@ -139,3 +139,27 @@ def test_core_erosion_cuts_bridges() -> None:
     assert _recovered(truth, pred, min_iou=0.8)
     merged = decode(one_hot(bridged), "core_watershed", min_size_px=10, erode_px=0)
     assert merged.max() == 1  # without erosion the bridge merges the two grains
+
+
+def test_core_threshold_cuts_uncertain_bridges_and_keeps_confident_small_cores() -> None:
+    """A bridge of uncertain core pixels (p = 0.6) merges two grains under the argmax; seeds of
+    p >= 0.8 separate them without erosion, and a small grain (13 core px) touching a neighbour
+    keeps its seed, which an erosion of 1 px deletes (the grain then merges into the neighbour)."""
+    truth = discs([(32, 30, 12), (32, 56, 12), (32, 72, 4)], separated=False)
+    target = encode_target(truth, "bordercore", width_px=2)
+    probs = one_hot(target) * 0.9 + 0.1 / 3  # confident everywhere (p = 0.933 for the class)
+    probs[:, 32, 40:47] = np.array([[0.1], [0.6], [0.3]])  # a gap of uncertain core pixels
+    merged = decode(probs, "core_watershed", min_size_px=5, erode_px=0)
+    assert merged[32, 30] == merged[32, 56]
+    assert _recovered(
+        truth, decode(probs, "core_watershed", min_size_px=5, erode_px=0, core_threshold=0.8), 0.7
+    )
+    eroded = decode(probs, "core_watershed", min_size_px=5, erode_px=1)
+    assert eroded[32, 30] != eroded[32, 56] and eroded[32, 56] == eroded[32, 72]
+    # an exact class map has no probabilities: the threshold leaves it unchanged
+    np.testing.assert_array_equal(
+        decode(target, "core_watershed", erode_px=0, core_threshold=0.8),
+        decode(target, "core_watershed", erode_px=0),
+    )
+    with pytest.raises(ValueError, match="core_threshold"):
+        Representation(core_threshold=0.3)
