@@ -143,28 +143,28 @@ class ModelSchema:
 
 # Keys of the model group before it was split into built parts (old name -> new name): a command
 # line or config with an old key gets one line naming the new one.
-RENAMED_MODEL_KEYS = {
-    "param_net": "generator.net",
-    "hidden": "generator.hidden",
-    "layers": "generator.layers",
-    "dropout": "generator.dropout",
-    "max_particles": "generator.max_particles",
-    "loss": "loss.name",
-    "lr_g": "optimizer_g.lr",
-    "lr_d": "optimizer_d.lr",
-    "betas": "optimizer_g.betas and model.optimizer_d.betas",
-    "d_base_filters": "discriminator.base_filters",
-    "d_layers": "discriminator.n_layers",
-    "d_norm": "discriminator.norm",
-    "learn_topography": "topography.enabled",
-    "learn_count": "topography.learn_count",
-    "lr_topo": "topography.lr",
-    "topo_init": "topography.init",
-    "topo_betas": "topography.betas",
-    "topo_warmup_epochs": "topography.warmup_epochs",
-    "topo_centre_noise": "topography.centre_noise",
-    "topo_average_from": "topography.average_from",
-    "topo_report_images": "topography.report_images",
+RENAMED_MODEL_KEYS: dict[str, tuple[str, ...]] = {
+    "param_net": ("generator.net",),
+    "hidden": ("generator.hidden",),
+    "layers": ("generator.layers",),
+    "dropout": ("generator.dropout",),
+    "max_particles": ("generator.max_particles",),
+    "loss": ("loss.name",),
+    "lr_g": ("optimizer_g.lr",),
+    "lr_d": ("optimizer_d.lr",),
+    "betas": ("optimizer_g.betas", "optimizer_d.betas"),
+    "d_base_filters": ("discriminator.base_filters",),
+    "d_layers": ("discriminator.n_layers",),
+    "d_norm": ("discriminator.norm",),
+    "learn_topography": ("topography.enabled",),
+    "learn_count": ("topography.learn_count",),
+    "lr_topo": ("topography.lr",),
+    "topo_init": ("topography.init",),
+    "topo_betas": ("topography.betas",),
+    "topo_warmup_epochs": ("topography.warmup_epochs",),
+    "topo_centre_noise": ("topography.centre_noise",),
+    "topo_average_from": ("topography.average_from",),
+    "topo_report_images": ("topography.report_images",),
 }
 
 
@@ -173,7 +173,8 @@ def renamed_key_message(key: str) -> str | None:
     head, _, name = key.lstrip("~+").partition("=")[0].partition(".")
     if head != "model" or name not in RENAMED_MODEL_KEYS:
         return None
-    return f"renamed to model.{RENAMED_MODEL_KEYS[name]} (README: renamed model keys)"
+    new = " and ".join(f"model.{k}" for k in RENAMED_MODEL_KEYS[name])
+    return f"renamed to {new} (README: renamed model keys)"
 
 
 @dataclass

@@ -19,8 +19,8 @@ from diffrendergan.config import material_from_dict, renderer_from_dict
 from diffrendergan.metrics.realism import GreyLevelW1, SlicedWasserstein
 from diffrendergan.models.generator import Generator
 from diffrendergan.models.topography import Topography
-from diffrendergan.schemas import ModelSchema
-from diffrendergan.training.parts import GANParts, build_parts, model_config
+from diffrendergan.schemas import ModelSchema, check_model
+from diffrendergan.training.parts import GANParts, build_parts
 
 EVAL_SEED_BASE = 1_000_000_007  # evaluation layouts never collide with training seeds
 
@@ -75,7 +75,7 @@ class GANModule(pl.LightningModule):
         parts: GANParts | None = None,
     ):
         super().__init__()
-        spec = model if isinstance(model, ModelSchema) else model_config(model)
+        spec = model if isinstance(model, ModelSchema) else check_model(model or {})
         # Plain values only, so that a checkpoint rebuilds the module (parts from ``model``).
         self.save_hyperparameters(
             {"material": material, "renderer": renderer, "model": asdict(spec), "seed": seed}
@@ -90,11 +90,11 @@ class GANModule(pl.LightningModule):
         self._optimizer_factories = (parts.optimizer_g, parts.optimizer_d)
         self.topography: Topography | None = parts.topography
         self._val_real: list[torch.Tensor] = []
-        # val/swd: the real validation patches are measured once (a cached reference, gathered
+        # val/swd, val/hist_w1: the real validation patches are measured once (a cached reference, gathered
         # over DDP ranks by patch id) and every validation compares the evaluation renders to it.
         self.val_swd = SlicedWasserstein(seed=0)
         self.val_hist = GreyLevelW1()
-        self._swd_reference_ready = False
+        self._reference_ready = False
         self.last_realism: dict[str, float] = {}
         self._eval_cache: tuple[int, EvalSample] | None = None
 
@@ -225,7 +225,7 @@ class GANModule(pl.LightningModule):
     # -------------------------------------------------------------- validation
     def on_validation_epoch_start(self) -> None:
         self._val_real = []
-        if not self._swd_reference_ready:
+        if not self._reference_ready:
             self.val_swd.reset()
             self.val_hist.reset()
 
@@ -233,7 +233,7 @@ class GANModule(pl.LightningModule):
         """batch: real patches (B,1,H,W) and their validation-set ids (B,)."""
         images, ids = batch
         self._val_real.append(images.detach().cpu())
-        if not self._swd_reference_ready:
+        if not self._reference_ready:
             self.val_swd.update(images, real=True, ids=ids)
             self.val_hist.update(images, real=True, ids=ids)
 
@@ -272,7 +272,7 @@ class GANModule(pl.LightningModule):
             metrics[name] = float(value["mean"] if isinstance(value, dict) else value)
             metric.reset_fake()
         if not self.trainer.sanity_checking:  # a sanity run sees only a few batches: not a reference
-            self._swd_reference_ready = True
+            self._reference_ready = True
         self.last_realism = metrics
         self.log_dict(metrics, prog_bar=True)
         if self.topography is not None:

@@ -40,18 +40,13 @@ def model_from_flat_hparams(hparams: dict[str, Any]) -> dict[str, Any]:
     ``d_norm``, ``learn_topography`` ...; see ``RENAMED_MODEL_KEYS``); absent keys keep today's
     schema defaults, which are the old constructor's."""
     model: dict[str, Any] = {k: hparams[k] for k in _UNCHANGED_MODEL_KEYS if k in hparams}
-    for old, new in RENAMED_MODEL_KEYS.items():
+    for old, targets in RENAMED_MODEL_KEYS.items():
         if old not in hparams or (hparams[old] is None and old != "max_particles"):
             continue
-        targets = ("optimizer_g.betas", "optimizer_d.betas") if old == "betas" else (new,)
+        value = list(hparams[old]) if isinstance(hparams[old], tuple) else hparams[old]  # betas
         for target in targets:
             group, _, name = target.partition(".")
-            model.setdefault(group, {})[name] = hparams[old]
-    for opt in ("optimizer_g", "optimizer_d"):
-        if "betas" in model.get(opt, {}):
-            model[opt]["betas"] = list(model[opt]["betas"])
-    if "betas" in model.get("topography", {}):
-        model["topography"]["betas"] = list(model["topography"]["betas"])
+            model.setdefault(group, {})[name] = value
     return model
 
 

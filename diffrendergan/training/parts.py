@@ -19,7 +19,7 @@ from diffrendergan.config import MaterialConfig, RendererConfig
 from diffrendergan.errors import ConfigError
 from diffrendergan.models.generator import Generator
 from diffrendergan.models.topography import Topography
-from diffrendergan.schemas import ModelSchema, check_model
+from diffrendergan.schemas import ModelSchema
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]  # params (or groups) -> optimizer
 
@@ -43,18 +43,6 @@ class GANParts:
     optimizer_g: OptimizerFactory
     optimizer_d: OptimizerFactory
     topography: Topography | None
-
-
-def model_config(node: Any = None, **overrides: Any) -> ModelSchema:
-    """The typed ``model`` config: ``node`` (a config node or dict, default: the schema's
-    defaults) checked once, with ``overrides`` of top-level fields or whole sub-configs applied
-    as keyword arguments of the nested dataclasses, e.g. ``model_config(n_eval=2,
-    optimizer_g={"lr": 1e-3})``."""
-    m = check_model(node or {})
-    for name, value in overrides.items():
-        current = getattr(m, name)
-        m = replace(m, **{name: replace(current, **value) if isinstance(value, dict) else value})
-    return check_model(asdict(m))
 
 
 def build_parts(material: MaterialConfig, renderer: RendererConfig, model: ModelSchema) -> GANParts:
