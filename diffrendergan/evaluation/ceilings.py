@@ -53,26 +53,29 @@ def ceiling(samples: Sequence[Sample], rep: Representation) -> dict[str, Any]:
 DEFAULT_CASES = (
     Representation("line", decoder="components"),
     Representation("line", decoder="distance_watershed"),
-    Representation("line", decoder="core_watershed", core_erode_px=0),
-    Representation("contour", 2, core_erode_px=0),
-    Representation("contour", 2, core_erode_px=1),
-    Representation("contour", 3, core_erode_px=0),
-    Representation("bordercore", 1, core_erode_px=0),
-    Representation("bordercore", 2, core_erode_px=0),
-    Representation("bordercore", 2, core_erode_px=1),
+    Representation("line", decoder="core_watershed", core_erode_px=0, split_neck_ratio=0.0),
+    Representation("contour", 2, core_erode_px=0, split_neck_ratio=0.0),
+    Representation("contour", 2, core_erode_px=1, split_neck_ratio=0.0),
+    Representation("contour", 3, core_erode_px=0, split_neck_ratio=0.0),
+    Representation("bordercore", 1, core_erode_px=0, split_neck_ratio=0.0),
+    Representation("bordercore", 2, core_erode_px=0, split_neck_ratio=0.0),
+    Representation("bordercore", 2, core_erode_px=0, split_neck_ratio=0.5),
+    Representation("bordercore", 2, core_erode_px=1, split_neck_ratio=0.0),
 )
 
 
 def ceilings_table(sets: dict[str, Sequence[Sample]], cases: Sequence[Representation] = DEFAULT_CASES) -> str:
     """Markdown table: one row per representation; per named sample set AP50 / PQ over all
     ground-truth instances and over those the decoder's ``min_size_px`` keeps."""
-    head = ["target", "width", "decoder", "core erosion"]
+    head = ["target", "width", "decoder", "core erosion", "neck cut"]
     head += [f"{name} AP50 / PQ ({part})" for name in sets for part in ("all", "whole")]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for rep in cases:
         width = "-" if rep.target == "line" else str(rep.width_px)
-        erosion = str(rep.core_erode_px) if rep.decoder_name == "core_watershed" else "-"
-        cells = [rep.target, width, rep.decoder_name, erosion]
+        seeded = rep.decoder_name == "core_watershed"
+        erosion = str(rep.core_erode_px) if seeded else "-"
+        neck = f"{rep.split_neck_ratio:g}" if seeded and rep.split_neck_ratio > 0 else "-"
+        cells = [rep.target, width, rep.decoder_name, erosion, neck]
         for samples in sets.values():
             c = ceiling(samples, rep)
             cells += [f"{c['ap50']:.3f} / {c['pq']:.3f}", f"{c['ap50_whole']:.3f} / {c['pq_whole']:.3f}"]

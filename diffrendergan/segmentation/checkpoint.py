@@ -15,7 +15,9 @@ def load_segmenter(path: str | Path, device: str | torch.device = "cpu") -> SegM
     segmenter checkpoint is a one-line DataError."""
     ckpt = read_checkpoint(path, "segmenter")
     hp = ckpt["hyper_parameters"]
-    recipe = {"core_threshold": None, **hp["recipe"]}  # recipes saved before the key: argmax cores
+    # Recipes saved before a decoding key decode as they were trained and scored: argmax cores,
+    # no neck cuts.
+    recipe = {"core_threshold": None, "split_neck_ratio": 0.0, **hp["recipe"]}
     module = SegModule(recipe, hp.get("train_pixel_size_nm"))
     module.load_state_dict(ckpt["state_dict"])
     return module.to(device).eval()

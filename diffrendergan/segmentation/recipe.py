@@ -28,6 +28,7 @@ DECODE_KEYS = (
     "min_size_px",
     "core_erode_px",
     "core_threshold",
+    "split_neck_ratio",
     "tile",
     "overlap",
     "tta",
@@ -100,8 +101,8 @@ class SegmenterConfig:
         decoder_channels: the U-Net decoder's widths, finest last (null = the profile's: cpu
             64/32/32/16/16, gpu smp's default 256/128/64/32/16); the decoder's high-resolution
             stages dominate a CPU step.
-        target, target_width_px, decoder, min_size_px, core_erode_px, core_threshold: the instance
-            representation
+        target, target_width_px, decoder, min_size_px, core_erode_px, core_threshold,
+            split_neck_ratio: the instance representation
             (:class:`~diffrendergan.segmentation.representations.Representation`).
         normalize: intensity convention. ``matched``: synthetic images as rendered, real
             micrographs percentile-stretched (0.5/99.5 %, data bar removed) — the convention the
@@ -131,6 +132,7 @@ class SegmenterConfig:
     min_size_px: int = 10
     core_erode_px: int = 0
     core_threshold: float | None = 0.9
+    split_neck_ratio: float = 0.5
     normalize: str = "matched"
     gain_jitter: float = 0.2
     offset_jitter: float = 0.05
@@ -157,6 +159,7 @@ class SegmenterConfig:
             self.min_size_px,
             self.core_erode_px,
             self.core_threshold,
+            self.split_neck_ratio,
         )
 
     def schedule(self) -> Schedule:
@@ -228,6 +231,11 @@ def validate(cfg: SegmenterConfig, key: str = "segmenter") -> SegmenterConfig:
     if cfg.core_threshold is not None and not 0.5 <= cfg.core_threshold < 1.0:
         raise ConfigError(
             f"{key}.core_threshold", f"expected null or a probability in [0.5, 1), got {cfg.core_threshold}"
+        )
+    if not 0 <= cfg.split_neck_ratio < 1:
+        raise ConfigError(
+            f"{key}.split_neck_ratio",
+            f"expected a fraction in [0, 1) (0 = never cut), got {cfg.split_neck_ratio}",
         )
     if cfg.crop_size is not None and (cfg.crop_size < 32 or cfg.crop_size % 32):
         raise ConfigError(f"{key}.crop_size", f"must be a multiple of 32, >= 32, got {cfg.crop_size}")

@@ -39,6 +39,7 @@ from skimage.morphology import disk
 from skimage.segmentation import expand_labels, relabel_sequential, watershed
 
 from diffrendergan.rendering.masks import classes_from_annotation, occlusion_boundary
+from diffrendergan.segmentation.necks import split_at_necks
 
 BACKGROUND, PARTICLE, SEPARATOR = 0, 1, 2
 TARGETS = ("line", "contour", "bordercore")
@@ -63,6 +64,8 @@ class Representation:
         core_erode_px: ``core_watershed``: erosion of the predicted cores before seeding.
         core_threshold: ``core_watershed`` with probabilities: seeds are the pixels whose core
             probability is at least this (in [0.5, 1)); None = the argmax core.
+        split_neck_ratio: ``core_watershed``: a seed is cut where it narrows below this fraction
+            of the smaller lobe's width (:mod:`~diffrendergan.segmentation.necks`); 0 = never.
     """
 
     target: TargetKind = "contour"
@@ -71,6 +74,7 @@ class Representation:
     min_size_px: int = 10
     core_erode_px: int = 0
     core_threshold: float | None = 0.9
+    split_neck_ratio: float = 0.5
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
@@ -83,6 +87,8 @@ class Representation:
             raise ValueError(
                 f"core_threshold: expected null or a probability in [0.5, 1), got {self.core_threshold}"
             )
+        if not 0 <= self.split_neck_ratio < 1:
+            raise ValueError(f"split_neck_ratio: expected a fraction in [0, 1), got {self.split_neck_ratio}")
 
     @property
     def decoder_name(self) -> DecoderKind:
@@ -94,7 +100,14 @@ class Representation:
 
     def decode(self, pred: np.ndarray | torch.Tensor) -> np.ndarray:
         """(3, H, W) probabilities or (H, W) classes -> (H, W) int32 instance ids 1..K."""
-        return decode(pred, self.decoder_name, self.min_size_px, self.core_erode_px, self.core_threshold)
+        return decode(
+            pred,
+            self.decoder_name,
+            self.min_size_px,
+            self.core_erode_px,
+            self.core_threshold,
+            self.split_neck_ratio,
+        )
 
 
 # ------------------------------------------------------------------------------------- encoding
@@ -105,8 +118,10 @@ def _window_extremes(inst: np.ndarray, radius: int, ignore_background: bool) -> 
     Pixels outside the image repeat the edge: a particle cut by the border has no rim there.
     """
     fp = disk(radius)
-    big = np.iinfo(np.int64).max
-    lo_src = np.where(inst > 0, inst, big) if ignore_background else inst
+    # Sentinel above every id. Not the int64 maximum: scipy's rank filters pass through float64,
+    # where it rounds to 2**63 and wraps to the int64 minimum (scipy 1.17, separable filters).
+    above = int(inst.max(initial=0)) + 1
+    lo_src = np.where(inst > 0, inst, above) if ignore_background else inst
     hi_src = inst  # background 0 never exceeds an id
     lo = ndi.minimum_filter(lo_src, footprint=fp, mode="nearest")
     hi = ndi.maximum_filter(hi_src, footprint=fp, mode="nearest")
@@ -226,7 +241,11 @@ def _probabilities(pred: np.ndarray) -> np.ndarray | None:
 
 
 def _core_watershed(
-    pred: np.ndarray, classes: np.ndarray, erode_px: int = 1, core_threshold: float | None = None
+    pred: np.ndarray,
+    classes: np.ndarray,
+    erode_px: int = 1,
+    core_threshold: float | None = None,
+    split_neck_ratio: float = 0.0,
 ) -> np.ndarray:
     """Class-1 cores as seeds, flooded over the separator evidence inside the foreground.
 
@@ -235,7 +254,9 @@ def _core_watershed(
     below it; exact or confident maps keep every core, so small grains keep their seeds), and
     ``erode_px`` erodes the cores (cuts bridges, but also deletes small grains' cores). Cores
     under MIN_CORE_PX pixels are not seeds (speckle). Foreground components without any seed (a
-    particle predicted entirely as separator) become instances of their own.
+    particle predicted entirely as separator) become instances of their own. ``split_neck_ratio``
+    cuts seeds at necks, where the bridge is confident too
+    (:func:`~diffrendergan.segmentation.necks.split_at_necks`).
     """
     fg = classes >= 1
     probabilities = _probabilities(pred)
@@ -244,7 +265,7 @@ def _core_watershed(
         core = probabilities[PARTICLE] >= core_threshold
     if erode_px > 0:
         core = ndi.binary_erosion(core, structure=disk(erode_px) if erode_px > 1 else None)
-    markers = remove_small(label(core, connectivity=1), MIN_CORE_PX)
+    markers = split_at_necks(remove_small(label(core, connectivity=1), MIN_CORE_PX), split_neck_ratio)
     if probabilities is not None:
         landscape = probabilities[SEPARATOR]
     else:
@@ -271,6 +292,7 @@ def decode(
     min_size_px: int = 10,
     erode_px: int = 1,
     core_threshold: float | None = None,
+    split_neck_ratio: float = 0.0,
 ) -> np.ndarray:
     """Instance map from a 3-class prediction.
 
@@ -280,6 +302,8 @@ def decode(
         min_size_px: instances with fewer pixels are removed.
         erode_px: ``core_watershed`` only: core erosion before seeding.
         core_threshold: ``core_watershed`` only: minimum core probability of a seed pixel.
+        split_neck_ratio: ``core_watershed`` only: a seed is cut where it narrows below this
+            fraction of its smaller lobe's width (0 = never).
     Returns:
         (H, W) int32 instance ids 1..K, 0 = background.
     """
@@ -288,7 +312,7 @@ def decode(
     if decoder == "components":
         inst = _components(classes)
     elif decoder == "core_watershed":
-        inst = _core_watershed(arr, classes, erode_px, core_threshold)
+        inst = _core_watershed(arr, classes, erode_px, core_threshold, split_neck_ratio)
     elif decoder == "distance_watershed":
         inst = _distance_watershed(classes)
     else:

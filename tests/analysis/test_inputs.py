@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from conftest import specimen
 from PIL import Image
 
@@ -76,3 +77,19 @@ def test_segmenter_file_from_a_checkpoint_or_an_output_folder(tmp_path: Path) ->
         segmenter_file(gan_only)
     with pytest.raises(DataError, match="not found"):
         segmenter_file(tmp_path / "missing.ckpt")
+
+
+def test_segmenters_saved_before_a_decoding_key_decode_as_they_were_scored(
+    segmenter_ckpt: Path, tmp_path: Path
+) -> None:
+    """Argmax cores and no neck cuts for recipes without those keys; today's defaults otherwise."""
+    from diffrendergan.segmentation.checkpoint import load_segmenter
+
+    assert load_segmenter(segmenter_ckpt).recipe.split_neck_ratio == 0.5
+    ckpt = torch.load(segmenter_ckpt, weights_only=False)
+    for key in ("core_threshold", "split_neck_ratio"):
+        del ckpt["hyper_parameters"]["recipe"][key]
+    old = tmp_path / "old.ckpt"
+    torch.save(ckpt, old)
+    recipe = load_segmenter(old).recipe
+    assert recipe.core_threshold is None and recipe.split_neck_ratio == 0.0

@@ -52,10 +52,17 @@ def test_distance_peaks_over_split_the_long_grain() -> None:
     assert c["fp"] > 0 and c["ap50"] < 1.0
 
 
+def test_neck_cuts_keep_the_long_grain_whole() -> None:
+    """Unlike distance peaks, the neck criterion is relative: an elongated grain has no neck."""
+    rep = Representation("bordercore", 2, core_erode_px=0, split_neck_ratio=0.5)
+    c = ceiling([_sample(_annotation(speck=False))], rep)
+    assert c["fp"] == 0 and c["ap50"] == 1.0
+
+
 def test_table_lists_every_case_and_both_columns() -> None:
     cases = [Representation("line", decoder="components"), Representation("contour", 2, core_erode_px=0)]
     table = ceilings_table({"hand-made": [_sample(_annotation(speck=True))]}, cases)
     lines = table.strip().splitlines()
     assert len(lines) == 2 + len(cases)
     assert "hand-made AP50 / PQ (all)" in lines[0] and "hand-made AP50 / PQ (whole)" in lines[0]
-    assert lines[2].startswith("| line | - | components | - | 0.800 /")
+    assert lines[2].startswith("| line | - | components | - | - | 0.800 /")
