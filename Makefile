@@ -26,7 +26,7 @@ run: install ## main job: train on the embedded demo set, export, evaluate
 	$(PY) -m experiments.run +material=$(MATERIAL)
 
 test: install ## full test suite (what CI runs)
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider --durations=15
 
 test-fast: install ## unit tests only (skips tests marked slow/ddp)
 	$(PY) -m pytest -q -m "not slow and not ddp"
