@@ -228,15 +228,11 @@ def validate(cfg: SegmenterConfig, key: str = "segmenter") -> SegmenterConfig:
         raise ConfigError(f"{key}.gain_jitter", f"must be < 1 (gain 1 -/+ g), got {cfg.gain_jitter}")
     if not cfg.lr > 0:
         raise ConfigError(f"{key}.lr", f"must be > 0, got {cfg.lr}")
-    if cfg.core_threshold is not None and not 0.5 <= cfg.core_threshold < 1.0:
-        raise ConfigError(
-            f"{key}.core_threshold", f"expected null or a probability in [0.5, 1), got {cfg.core_threshold}"
-        )
-    if not 0 <= cfg.split_neck_ratio < 1:
-        raise ConfigError(
-            f"{key}.split_neck_ratio",
-            f"expected a fraction in [0, 1) (0 = never cut), got {cfg.split_neck_ratio}",
-        )
+    try:  # the decoding ranges (core_threshold, split_neck_ratio) are the representation's own
+        _ = cfg.representation
+    except ValueError as exc:
+        name, _, message = str(exc).partition(": ")
+        raise ConfigError(f"{key}.{name}", message) from exc
     if cfg.crop_size is not None and (cfg.crop_size < 32 or cfg.crop_size % 32):
         raise ConfigError(f"{key}.crop_size", f"must be a multiple of 32, >= 32, got {cfg.crop_size}")
     if cfg.tile is not None and (cfg.tile < 32 or cfg.tile % 32 or cfg.overlap >= cfg.tile):

@@ -88,7 +88,8 @@ class Representation:
                 f"core_threshold: expected null or a probability in [0.5, 1), got {self.core_threshold}"
             )
         if not 0 <= self.split_neck_ratio < 1:
-            raise ValueError(f"split_neck_ratio: expected a fraction in [0, 1), got {self.split_neck_ratio}")
+            got = self.split_neck_ratio
+            raise ValueError(f"split_neck_ratio: expected a fraction in [0, 1) (0 = never cut), got {got}")
 
     @property
     def decoder_name(self) -> DecoderKind:
