@@ -7,7 +7,7 @@ Every figure is the median of >= 5 repeats after a warm-up, measured in this pro
 in-run baseline it is compared against (naive full-image PyTorch3D rasterization, no cache).
 Targets (benchmarks/README.md): gan_step_s <= 1.25 x disc_step_s; export >= 4 images/s at 256 px
 with 20-50 particles; cost at most linear in particles and pixels; peak RSS < 4 GB; one tio2
-layout <= 30 ms.
+layout <= 30 ms; a GAN step with fresh layouts <= 1.3 x one with cached layouts.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import torch
 import yaml
 
 from diffrendergan.config import CountLaw, MaterialConfig, RendererConfig, material_from_dict
+from diffrendergan.data.scenes import SceneBatch, ScenePlan, SceneStream
 from diffrendergan.models.discriminator import PatchDiscriminator
 from diffrendergan.models.gan_losses import lsgan_d, lsgan_g
 from diffrendergan.models.generator import Generator
@@ -41,6 +42,7 @@ TARGETS = {
     "scaling": "at most linear in particles and pixels",
     "peak_rss_gb": "< 4 at 1024 px, 200 particles",
     "layout_sample_ms": "<= 30 per tio2 layout (CPU)",
+    "fresh_over_cached": "<= 1.3: a step with fresh layouts (one scene worker) over one with cached layouts",
 }
 
 
@@ -101,6 +103,12 @@ class StepBench:
         self.g.renderer._cache.clear()
         self.full()
 
+    def scene_step(self, scenes: SceneBatch) -> None:
+        """A step on a training batch's scenes (layouts, and their G-buffers when a loader made them)."""
+        fake = self.g(scenes.layouts, gbuffer=scenes.gbuffer).image
+        self.d_part(fake)
+        self.opt_g.step()
+
     def render_fwd_bwd(self) -> None:
         out = self.g(self.g.layouts(self.seeds)).image
         out.mean().backward()
@@ -121,6 +129,38 @@ def gan_step_figures(batch: int, repeats: int) -> dict:
         "baseline_gan_step_s": base,
         "speedup": base / full,
         "per_image_gan_step_s": full / batch,
+    }
+
+
+def scene_figures(batch: int = 4, steps: int = 12, skip: int = 2) -> dict:
+    """TiO2 GAN steps (batch ``batch``, 256 px) with a fresh layout for every image
+    (``layout_pool: 0``), fed by the training scene loader (:mod:`diffrendergan.data.scenes`) with
+    0 workers (layouts drawn and rasterized inside the step) or 1 worker (while the previous step
+    runs), against the step with cached layouts. Per-step figures are the mean wall time of
+    ``steps - skip`` steps, so that waiting for the loader counts."""
+    m = load_material("tio2")
+    bench = StepBench(m, RendererConfig(), batch)
+    stream = SceneStream(ScenePlan(seed=0, pool=0), m, RendererConfig())
+
+    def per_step(workers: int) -> float:
+        loader = iter(stream.loader(n_real=batch * steps, batch_size=batch, workers=workers))
+        for _ in range(skip):
+            bench.scene_step(next(loader))
+        t = time.perf_counter()
+        for scenes in loader:
+            bench.scene_step(scenes)
+        return (time.perf_counter() - t) / (steps - skip)
+
+    cached = median_time(bench.full, 5)
+    in_step, worker = per_step(0), per_step(1)
+    return {
+        "material": "tio2",
+        "batch": batch,
+        "cached_layouts_s": cached,
+        "fresh_in_step_s": in_step,
+        "fresh_one_worker_s": worker,
+        "fresh_in_step_over_cached": in_step / cached,
+        "fresh_one_worker_over_cached": worker / cached,
     }
 
 
@@ -233,8 +273,8 @@ def render_figures(material: MaterialConfig, particles: int, size: int, repeats:
 
 
 def cuda_figures(repeats: int, gpu: str = "cuda") -> dict:
-    """GPU vs the same machine's CPU, one process: rasterization (PyTorch3D CUDA kernels vs CPU),
-    GAN steps with fresh and cached layouts, export, and topography's soft coverage."""
+    """GPU vs the same machine's CPU, one process: rasterization (the face-major tensor ops on
+    CUDA vs on the CPU), GAN steps with fresh and cached layouts, export."""
     from diffrendergan.export.writer import ExportOptions, export_dataset
 
     def timed(fn: Callable[[], object], n: int = repeats) -> float:
@@ -339,6 +379,8 @@ def main(argv: list[str] | None = None) -> dict:
     res["layout_sample_ms"] = layout_figures()
     res["layout_over_disc_step"] = res["layout_sample_ms"]["tio2"] / 1e3 / step1["disc_step_s"]
     res["batch8"] = gan_step_figures(8, max(3, args.repeats // 2))
+    res["fresh_layouts"] = scene_figures()
+    res["fresh_over_cached"] = res["fresh_layouts"]["fresh_one_worker_over_cached"]
     res.update(export_figure())
     sio2 = load_material("sio2")
     res["render_256"] = [render_figures(sio2, n, 256, args.repeats) for n in (10, 50, 200)]

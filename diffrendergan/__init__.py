@@ -8,14 +8,16 @@ Package map (one module per concept):
     schemas       typed checks of every entry point's keys, before any work starts
     geometry      particle shape families -> fixed-topology meshes
     scene         size and count laws, placement, layouts
-    rendering     windowed PyTorch3D rasterization -> G-buffers (incl. detector direction), masks
+    rendering     face-major rasterization (PyTorch3D: the reference) -> G-buffers (incl. detector
+                  direction), masks
     shading       SEM / HIM / STEM-HAADF / principled shaders (differentiable in their parameters)
     noise         detector chain: probe blur, gain/offset, shot + read noise
     params        ParamSpace: named [low, high] ranges <-> unit vectors, physical domains
     models        parameter network, generator (with weight EMA), discriminator, losses, topography
     training      the GAN LightningModule, its parts built from the model config (instantiate),
                   callbacks, checkpoint loading (older flat-key checkpoints upgraded)
-    data          micrograph readers, pixel size from metadata, data-bar detection, patching, demo
+    data          micrograph readers, pixel size from metadata, data-bar detection, patching, demo,
+                  training scenes (layouts and G-buffers drawn in DataLoader workers)
     metrics       realism (SWD, histogram), particle appearance, segmentation metrics
     segmentation  the segmenter: recipe, instance representations, data, training, checkpoints
     evaluation    comparison protocol (seeds, paired intervals), ceilings, tiling, classical baseline

@@ -124,13 +124,14 @@ class MaterialConfig:
 
 @dataclass(frozen=True)
 class RendererConfig:
-    """Rasterization settings. ``windowed`` rasterizes every particle in its own screen window and
-    composites by depth (cost ~ particles x window pixels x faces per particle) instead of every
-    face against every pixel. ``supersample`` renders at k x resolution and average-pools.
+    """Rasterization settings. ``windowed`` tests every face turned towards the camera against
+    the pixels of its own bounding box only (cost ~ covered area; see
+    :mod:`diffrendergan.rendering.rasterize`); false: PyTorch3D, every face against every pixel
+    (the reference). ``supersample`` renders at k x resolution and average-pools.
     Soft settings (``blur_px``, ``faces_per_pixel``, ``sigma_px2``) apply in ``geometry_grad``
     mode only: with fixed geometry, hard fragments give exact shading gradients.
-    ``raster_device``: ``auto`` rasterizes where the generator lives (PyTorch3D's CUDA kernels on
-    a GPU), ``cpu`` always on the CPU.
+    ``raster_device``: ``auto`` rasterizes where the generator lives (or in the training scene
+    workers, ``data.scene_workers``), ``cpu`` always on the CPU.
     """
 
     windowed: bool = True

@@ -43,6 +43,7 @@ class DataSchema:
     strict: bool = True
     batch_size: int = 1
     num_workers: int = 0
+    scene_workers: int = 0
     augment: bool = True
     brightness_contrast: float = 0.0
     val_fraction: float = 0.2
@@ -368,6 +369,7 @@ def check_data(node: Any, key: str = "data") -> DataSchema:
     _check_patching(d, key)
     at_least(f"{key}.batch_size", d.batch_size, 1)
     at_least(f"{key}.num_workers", d.num_workers, 0)
+    at_least(f"{key}.scene_workers", d.scene_workers, 0)
     at_least(f"{key}.brightness_contrast", d.brightness_contrast, 0.0)
     fraction(f"{key}.val_fraction", d.val_fraction, upper_open=True)
     at_least(f"{key}.demo_images", d.demo_images, 1)

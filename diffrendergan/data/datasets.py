@@ -15,11 +15,13 @@ import albumentations as A
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.utilities import CombinedLoader
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from diffrendergan.data.labeled import match_by_stem, read_pair
 from diffrendergan.data.patches import MANIFEST_NAME, PATCH_SUBDIR, read_manifest
 from diffrendergan.data.readers import list_images, read_micrograph
+from diffrendergan.data.scenes import SceneStream
 from diffrendergan.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -132,6 +134,9 @@ class RealPatchDataModule(pl.LightningDataModule):
     """Real patches for the GAN's discriminator, with a seeded train/validation split.
 
     Validation patches are never augmented, so validation metrics are comparable across epochs.
+    With ``scenes`` (the generator's :class:`~diffrendergan.data.scenes.SceneStream`), a training
+    batch is ``{"real": (B, 1, H, W), "scenes": SceneBatch}``: the layouts and G-buffers come
+    from ``scene_workers`` DataLoader workers of this rank.
     """
 
     def __init__(
@@ -143,9 +148,13 @@ class RealPatchDataModule(pl.LightningDataModule):
         brightness_contrast: float = 0.0,
         val_fraction: float = 0.1,
         seed: int = 0,
+        scenes: SceneStream | None = None,
+        scene_workers: int = 0,
     ):
         super().__init__()
         _check_loader_args(batch_size, num_workers)
+        if scene_workers < 0:
+            raise ConfigError("data.scene_workers", f"must be >= 0, got {scene_workers}")
         if not 0.0 <= val_fraction < 1.0:
             raise ConfigError("data.val_fraction", f"must be in [0, 1), got {val_fraction}")
         self.patch_dir = Path(patch_dir)
@@ -155,6 +164,8 @@ class RealPatchDataModule(pl.LightningDataModule):
         self.brightness_contrast = brightness_contrast
         self.val_fraction = val_fraction
         self.seed = seed
+        self.scenes = scenes
+        self.scene_workers = scene_workers
         self.train_set: RealPatchDataset | None = None
         self.val_set: RealPatchDataset | None = None
 
@@ -184,10 +195,19 @@ class RealPatchDataModule(pl.LightningDataModule):
             generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
         )
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> DataLoader | CombinedLoader:
         self.setup("fit")
         assert self.train_set is not None
-        return self._loader(self.train_set, shuffle=True)
+        real = self._loader(self.train_set, shuffle=True)
+        if self.scenes is None:
+            return real
+        trainer = self.trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        on_gpu = trainer is not None and trainer.strategy.root_device.type != "cpu"
+        scenes = self.scenes.loader(
+            len(self.train_set), self.batch_size, self.scene_workers, rank, world, on_gpu
+        )
+        return CombinedLoader({"real": real, "scenes": scenes}, mode="min_size")
 
     def val_dataloader(self) -> DataLoader | list:
         self.setup("validate")

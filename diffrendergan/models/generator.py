@@ -22,6 +22,7 @@ from diffrendergan.config import MaterialConfig, RendererConfig
 from diffrendergan.errors import ConfigError
 from diffrendergan.models.param_net import PARAM_NETS
 from diffrendergan.models.topography import Topography
+from diffrendergan.rendering.gbuffer import GBuffer
 from diffrendergan.rendering.renderer import MicroscopyRenderer, RenderOutput
 from diffrendergan.scene.laws import max_count, size_law_moments
 from diffrendergan.scene.layout import (
@@ -137,12 +138,18 @@ class Generator(nn.Module):
         return self.predictor(*self.encode(layouts))
 
     def forward(
-        self, layouts: list[Layout], generator: torch.Generator | None = None, noise: bool = True
+        self,
+        layouts: list[Layout],
+        generator: torch.Generator | None = None,
+        noise: bool = True,
+        gbuffer: GBuffer | None = None,
     ) -> RenderOutput:
+        """Render ``layouts``; ``gbuffer``: theirs when already rasterized (by a data loader),
+        else the renderer rasterizes (and caches) them."""
         unit = self.unit_params(layouts)
-        return self.renderer.shade(
-            self.renderer.gbuffer(layouts, device=unit.device), unit, generator, noise=noise
-        )
+        if gbuffer is None:
+            gbuffer = self.renderer.gbuffer(layouts, device=unit.device)
+        return self.renderer.shade(gbuffer, unit, generator, noise=noise)
 
     def forward_topography(
         self, layouts: list[Layout], topography: Topography, generator: torch.Generator | None = None

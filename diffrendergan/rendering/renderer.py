@@ -65,15 +65,13 @@ class MicroscopyRenderer:
         return self.material.image_size
 
     def _surfaces(self, layouts: list[Layout], scale: int, device: torch.device) -> GBuffer:
-        """Rasterize several layouts in one windowed batch on ``device`` and derive their G-buffers
+        """Rasterize several layouts in one batch on ``device`` and derive their G-buffers
         (on the CPU: the edge distances and substrate textures are SciPy filters)."""
         m = self.material
         px = m.pixel_size_nm / scale
         parts = [build_particles(lay, m).to(device) for lay in layouts]
-        if self.shader.needs_thickness or self.cfg.windowed:
-            maps = rasterize_windowed(parts, m.image_size * scale, px, thickness=self.shader.needs_thickness)
-        else:
-            maps = rasterize_full(parts, m.image_size * scale, px)
+        rasterize = rasterize_windowed if self.cfg.windowed else rasterize_full
+        maps = rasterize(parts, m.image_size * scale, px, thickness=self.shader.needs_thickness)
         return build_gbuffer(maps.to("cpu"), px, m.detector_azimuth_deg, [lay.seed for lay in layouts])
 
     @staticmethod

@@ -16,9 +16,11 @@ import pytorch_lightning as pl
 import torch
 
 from diffrendergan.config import material_from_dict, renderer_from_dict
+from diffrendergan.data.scenes import SceneBatch, ScenePlan, SceneStream
 from diffrendergan.metrics.realism import GreyLevelW1, SlicedWasserstein
 from diffrendergan.models.generator import Generator
 from diffrendergan.models.topography import Topography
+from diffrendergan.rendering.gbuffer import GBuffer
 from diffrendergan.schemas import ModelSchema, check_model
 from diffrendergan.training.parts import GANParts, build_parts
 
@@ -98,26 +100,34 @@ class GANModule(pl.LightningModule):
         self.last_realism: dict[str, float] = {}
         self._eval_cache: tuple[int, EvalSample] | None = None
 
-    # ----------------------------------------------------------------- layouts
-    def _train_seeds(self, batch_size: int) -> list[int]:
-        """Layout seeds for this rank's next batch (two optimizer steps per batch)."""
-        world = max(self.trainer.world_size, 1) if self._trainer is not None else 1
-        return self._train_seeds_for(self.global_rank, world, self.batches_seen, batch_size)
-
+    # ------------------------------------------------------------------ scenes
     @property
     def batches_seen(self) -> int:
         """Training batches so far (Lightning's global_step counts the G and D optimizer steps)."""
         return self.global_step // 2
 
-    def _train_seeds_for(self, rank: int, world: int, step: int, batch_size: int) -> list[int]:
-        """A fixed pool (paper) sampled with a rank-specific stream, or fresh layouts that no two
-        ranks or steps share."""
-        seed, pool = self.hparams.seed, self.spec.layout_pool
-        base = seed * 100_003
-        if pool > 0:
-            g = torch.Generator().manual_seed(seed * 7919 + step * world + rank)
-            return [base + int(i) for i in torch.randint(pool, (batch_size,), generator=g)]
-        return [base + 10_000_000 + (step * world + rank) * batch_size + i for i in range(batch_size)]
+    @property
+    def scene_plan(self) -> ScenePlan:
+        return ScenePlan(seed=int(self.hparams.seed), pool=self.spec.layout_pool)
+
+    def scene_stream(self) -> SceneStream:
+        """The training scenes for a data module's workers: layouts of the configured law with
+        their G-buffers; with topography learning only the seeds (its layouts follow the law's
+        current parameters, which the workers do not see)."""
+        material = None if self.topography is not None else self.generator.layout_material
+        return SceneStream(self.scene_plan, material, self.generator.renderer.cfg)
+
+    def _scenes(self, batch: dict[str, Any] | torch.Tensor) -> tuple[torch.Tensor, SceneBatch]:
+        """(real (B, 1, H, W), scenes) of a training batch. A loader of real patches alone (no
+        scene stream attached) gets this rank's scenes drawn here, from the same seed plan."""
+        if isinstance(batch, dict):
+            real = batch["real"]
+            return real, batch["scenes"].head(real.shape[0])
+        world = max(self.trainer.world_size, 1) if self._trainer is not None else 1
+        seeds = self.scene_plan.seeds(self.global_rank, world, self.batches_seen, batch.shape[0])
+        return batch, SceneBatch(
+            seeds, None if self.topography is not None else self.generator.layouts(seeds)
+        )
 
     def eval_layouts(self):
         """Fixed evaluation layouts (drawn from the current learned law when learning topography)."""
@@ -160,13 +170,15 @@ class GANModule(pl.LightningModule):
         end = float(self.spec.lr_end_factor)
         return lambda batch: 1.0 - (1.0 - end) * min(batch / max(total - 1, 1), 1.0)
 
-    def _patch_weight(self, layouts: list, grid: torch.Size) -> torch.Tensor | None:
+    def _patch_weight(self, layouts: list, gbuffer: GBuffer | None, grid: torch.Size) -> torch.Tensor | None:
         """(B, 1, h, w) weight 1 + particle_weight * particle coverage of each discriminator patch
-        (from the layouts' exact masks, cached with their G-buffers), or None when off."""
+        (from the layouts' exact masks: their G-buffers), or None when off."""
         w = float(self.spec.particle_weight)
         if w == 0:
             return None
-        coverage = self.generator.renderer.gbuffer(layouts, device=self.device).particle
+        if gbuffer is None:
+            gbuffer = self.generator.renderer.gbuffer(layouts, device=self.device)
+        coverage = gbuffer.particle
         return 1.0 + w * torch.nn.functional.adaptive_avg_pool2d(coverage, tuple(grid)).to(self.device)
 
     def _in_averaging_tail(self) -> bool:
@@ -180,20 +192,20 @@ class GANModule(pl.LightningModule):
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> None:
         opt_g, opt_d = self.optimizers()
-        real = batch
-        seeds = self._train_seeds(real.shape[0])
+        real, scenes = self._scenes(batch)
         learning_law = (
             self.topography is not None and self.current_epoch >= self.spec.topography.warmup_epochs
         )
-        layouts = (self.topography if self.topography is not None else self.generator).layouts(seeds)
+        layouts = scenes.layouts if self.topography is None else self.topography.layouts(scenes.seeds)
         if learning_law:
             fake = self.generator.forward_topography(layouts, self.topography).image
         else:  # (with topography: warm-up, layouts from the frozen starting law)
-            fake = self.generator(layouts).image
+            fake = self.generator(layouts, gbuffer=scenes.gbuffer).image
 
         with self.toggled_optimizer(opt_g):
             d_fake_g = self.discriminator(fake)
-            loss_g = self.g_loss_fn(d_fake_g, self._patch_weight(layouts, d_fake_g.shape[-2:]))
+            weight = self._patch_weight(layouts, scenes.gbuffer, d_fake_g.shape[-2:])
+            loss_g = self.g_loss_fn(d_fake_g, weight)
             opt_g.zero_grad()
             self.manual_backward(loss_g)
             opt_g.step()

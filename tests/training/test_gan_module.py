@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
-import yaml
+from gan_fixtures import small_material, write_patches
 from lightning_checkpoints import save_module_checkpoint
-from PIL import Image
 
 from diffrendergan.data.datasets import RealPatchDataModule
 from diffrendergan.training.gan_module import GANModule
@@ -18,27 +17,10 @@ from diffrendergan.training.gan_module import GANModule
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _material(size: int = 64) -> dict:
-    m = yaml.safe_load((ROOT / "configs/material/sio2.yaml").read_text())
-    m["image_size"] = size
-    m["count"] = {"kind": "uniform", "low": 2, "high": 5}
-    return m
-
-
-def _patches(folder: Path, n: int = 8, size: int = 64) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    for i in range(n):
-        img = (rng.random((size, size)) * 60 + 20).astype(np.uint8)
-        img[20:40, 20:40] = 200
-        Image.fromarray(img).save(folder / f"p{i}.png")
-    return folder
-
-
 def _fit(tmp: Path, seed: int) -> dict[str, float]:
     pl.seed_everything(seed, workers=True, verbose=False)
-    dm = RealPatchDataModule(_patches(tmp / "patches"), batch_size=2, val_fraction=0.25, seed=seed)
-    module = GANModule(_material(), {}, {"layout_pool": 4, "n_eval": 2}, seed=seed)
+    dm = RealPatchDataModule(write_patches(tmp / "patches"), batch_size=2, val_fraction=0.25, seed=seed)
+    module = GANModule(small_material(), {}, {"layout_pool": 4, "n_eval": 2}, seed=seed)
     trainer = pl.Trainer(
         max_epochs=1,
         limit_train_batches=2,
@@ -54,7 +36,7 @@ def _fit(tmp: Path, seed: int) -> dict[str, float]:
 
 
 def test_training_step_updates_both_networks(tmp_path: Path) -> None:
-    module = GANModule(_material(), {}, {"layout_pool": 4, "n_eval": 2})
+    module = GANModule(small_material(), {}, {"layout_pool": 4, "n_eval": 2})
     g0 = [p.detach().clone() for p in module.generator.parameters()]
     d0 = [p.detach().clone() for p in module.discriminator.parameters()]
     trainer = pl.Trainer(
@@ -85,16 +67,8 @@ def test_same_seed_same_first_epoch_losses(tmp_path: Path) -> None:
     assert all(np.isfinite(v) for v in a.values())
 
 
-def test_ranks_draw_different_layouts() -> None:
-    module = GANModule(_material(), {}, {"layout_pool": 0, "n_eval": 2})
-    seeds = []
-    for rank in (0, 1):
-        seeds.append(module._train_seeds_for(rank=rank, world=2, step=0, batch_size=2))
-    assert set(seeds[0]).isdisjoint(seeds[1])
-
-
 def test_checkpoint_roundtrip_rebuilds_generator(tmp_path: Path) -> None:
-    module = GANModule(_material(), {}, {"layout_pool": 4, "n_eval": 2})
+    module = GANModule(small_material(), {}, {"layout_pool": 4, "n_eval": 2})
     trainer = pl.Trainer(
         max_steps=1,
         logger=False,
@@ -130,10 +104,10 @@ def test_a_checkpoint_with_the_old_flat_hyperparameters_loads(tmp_path: Path) ->
     from diffrendergan.training.load import load_gan_module, model_from_flat_hparams
 
     model = model_from_flat_hparams(FLAT_HPARAMS)
-    module = GANModule(_material(), {}, model, seed=7)
+    module = GANModule(small_material(), {}, model, seed=7)
     path = save_module_checkpoint(module, tmp_path / "new.ckpt")
     ckpt = torch.load(path, weights_only=True)
-    ckpt["hyper_parameters"] = {"material": _material(), "renderer": {}, **FLAT_HPARAMS}
+    ckpt["hyper_parameters"] = {"material": small_material(), "renderer": {}, **FLAT_HPARAMS}
     torch.save(ckpt, tmp_path / "old.ckpt")
     loaded = load_gan_module(tmp_path / "old.ckpt")
     spec = loaded.spec
@@ -154,7 +128,7 @@ def test_a_checkpoint_with_the_old_flat_hyperparameters_loads(tmp_path: Path) ->
 def test_the_config_names_the_classes_it_builds() -> None:
     """A `_target_` swap in the model config changes the built part, no code edit."""
     model = {"optimizer_d": {"_target_": "torch.optim.AdamW", "lr": 5e-4}, "loss": {"name": "ns"}}
-    module = GANModule(_material(), {}, model)
+    module = GANModule(small_material(), {}, model)
     _, opt_d = module.configure_optimizers()[0]
     assert isinstance(opt_d, torch.optim.AdamW) and opt_d.defaults["lr"] == 5e-4
     assert module.g_loss_fn.__name__ == "ns_g"
@@ -164,11 +138,11 @@ def test_an_old_model_key_is_one_line_naming_the_new_one() -> None:
     from diffrendergan.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"^model\.lr_g: renamed to model\.optimizer_g\.lr"):
-        GANModule(_material(), {}, {"lr_g": 1e-3})
+        GANModule(small_material(), {}, {"lr_g": 1e-3})
 
 
 def test_ema_averages_the_weights_and_predicts_in_eval_mode() -> None:
-    module = GANModule(_material(), {}, {"layout_pool": 4, "n_eval": 2, "ema_decay": 0.5})
+    module = GANModule(small_material(), {}, {"layout_pool": 4, "n_eval": 2, "ema_decay": 0.5})
     g = module.generator
     weights = [p for p in g.net.parameters()]
     with torch.no_grad():
@@ -191,7 +165,7 @@ def test_ema_averages_the_weights_and_predicts_in_eval_mode() -> None:
 
 
 def test_checkpoint_roundtrip_keeps_the_average(tmp_path: Path) -> None:
-    module = GANModule(_material(), {}, {"layout_pool": 4, "n_eval": 2, "ema_decay": 0.9})
+    module = GANModule(small_material(), {}, {"layout_pool": 4, "n_eval": 2, "ema_decay": 0.9})
     trainer = pl.Trainer(
         max_steps=6, logger=False, enable_checkpointing=False, enable_progress_bar=False, accelerator="cpu"
     )
@@ -213,7 +187,7 @@ def test_checkpoint_roundtrip_keeps_the_average(tmp_path: Path) -> None:
 
 def test_linear_lr_decay_reaches_the_end_factor() -> None:
     module = GANModule(
-        _material(), {}, {"layout_pool": 4, "n_eval": 2, "lr_decay": "linear", "lr_end_factor": 0.1}
+        small_material(), {}, {"layout_pool": 4, "n_eval": 2, "lr_decay": "linear", "lr_end_factor": 0.1}
     )
     trainer = pl.Trainer(
         max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False, accelerator="cpu"
@@ -232,9 +206,9 @@ def test_particle_weighted_generator_loss() -> None:
     assert float(lsgan_g(logits)) == pytest.approx(0.25)
     weight = torch.tensor([[[[3.0, 1.0], [1.0, 1.0]]]])  # that patch holds particles
     assert float(lsgan_g(logits, weight)) == pytest.approx(3.0 / 6.0)
-    module = GANModule(_material(), {}, {"layout_pool": 4, "n_eval": 2, "particle_weight": 4.0})
+    module = GANModule(small_material(), {}, {"layout_pool": 4, "n_eval": 2, "particle_weight": 4.0})
     layouts = module.generator.layouts([1, 2])
-    w = module._patch_weight(layouts, torch.Size((8, 8)))
+    w = module._patch_weight(layouts, None, torch.Size((8, 8)))
     coverage = module.generator.renderer.gbuffer(layouts).particle.mean((1, 2, 3))
     assert w.shape == (2, 1, 8, 8) and w.min() >= 1.0
     assert torch.allclose(w.mean((1, 2, 3)), 1.0 + 4.0 * coverage, atol=1e-5)  # area-weighted
