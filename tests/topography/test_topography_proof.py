@@ -1,6 +1,6 @@
 """Topography learning on data with a known size law (one training run shared: 400 GAN steps
-through the soft rasterizer, 2.5 min on a fast 2-core CPU and 8.9 min on a slow one, 2026-12-03;
-the slowest test of the suite).
+through the soft rasterizer, 3.2 min on 2 CPU cores on a fresh clone, 2026-12-04, 8.9 min on a
+slow machine; the slowest test of the suite).
 
 Demo spheres drawn from a lognormal law (median 40 nm, sigma 0.25: mean 41.3 nm); training starts
 33 % too large (mean 58 nm, median 55 nm) and 40 % too wide (sigma 0.35). The issue's criterion:
