@@ -143,7 +143,7 @@ def scene_figures(batch: int = 4, steps: int = 12, skip: int = 2) -> dict:
     stream = SceneStream(ScenePlan(seed=0, pool=0), m, RendererConfig())
 
     def per_step(workers: int) -> float:
-        loader = iter(stream.loader(n_real=batch * steps, batch_size=batch, workers=workers))
+        loader = iter(replace(stream, workers=workers).loader(n_real=batch * steps, batch_size=batch))
         for _ in range(skip):
             bench.scene_step(next(loader))
         t = time.perf_counter()

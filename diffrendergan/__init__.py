@@ -7,7 +7,8 @@ Package map (one module per concept):
     config        typed, validated material / renderer configuration (the library's boundary)
     schemas       typed checks of every entry point's keys, before any work starts
     geometry      particle shape families -> fixed-topology meshes
-    scene         size and count laws, placement, layouts
+    scene         size and count laws, placement, layouts, layout samplers (the fixed law; the
+                  learnable one is models.topography)
     rendering     face-major rasterization (PyTorch3D: the reference) -> G-buffers (incl. detector
                   direction), masks
     shading       SEM / HIM / STEM-HAADF / principled shaders (differentiable in their parameters)

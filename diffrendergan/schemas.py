@@ -29,18 +29,26 @@ LR_DECAYS = ("constant", "linear")
 
 
 @dataclass
-class DataSchema:
+class PatchingSchema:
+    """How micrographs are cut into the discriminator's real patches: the keys that ``data``
+    (experiments.run) and ``prepare`` (experiments.prepare) share, declared once; both become a
+    :class:`~diffrendergan.data.patches.PatchOptions` (``PatchOptions.from_config``)."""
+
+    patch_size: int = 256
+    stride: int = 256
+    pixel_size_nm: float | None = None
+    target_pixel_size_nm: float | None = None
+    crop_bottom_px: int | None = None
+    page: int = 0
+    strict: bool = True
+
+
+@dataclass
+class DataSchema(PatchingSchema):
     """``configs/data/default.yaml`` (experiments.run)."""
 
     real_dir: str | None = None
     labeled_dir: str | None = None
-    pixel_size_nm: float | None = None
-    target_pixel_size_nm: float | None = None
-    crop_bottom_px: int | None = None
-    patch_size: int = 256
-    stride: int = 256
-    page: int = 0
-    strict: bool = True
     batch_size: int = 1
     num_workers: int = 0
     scene_workers: int = 0
@@ -51,18 +59,11 @@ class DataSchema:
 
 
 @dataclass
-class PrepareDataSchema:
+class PrepareDataSchema(PatchingSchema):
     """The ``data`` node of ``configs/prepare.yaml`` (experiments.prepare)."""
 
     raw_dir: str | None = None
     out_dir: str | None = None
-    patch_size: int = 256
-    stride: int = 256
-    pixel_size_nm: float | None = None
-    target_pixel_size_nm: float | None = None
-    crop_bottom_px: int | None = None
-    page: int = 0
-    strict: bool = True
 
 
 @dataclass

@@ -27,15 +27,7 @@ def run(cfg: DictConfig) -> Path:
     d = check_prepare_data(cfg.data)  # types and ranges, before any file is read
     existing_folder("data.raw_dir", raw_dir, "a folder of micrographs")
     out_dir = writable_folder("data.out_dir", d.out_dir)
-    opts = PatchOptions(
-        size=d.patch_size,
-        stride=d.stride,
-        pixel_size_nm=d.pixel_size_nm,
-        target_pixel_size_nm=d.target_pixel_size_nm,
-        crop_bottom_px=d.crop_bottom_px,
-        page=d.page,
-        strict=d.strict,
-    )
+    opts = PatchOptions.from_config(d)
     patches = prepare_patches(raw_dir, out_dir, opts)
     sources = len({p.source for p in patches})
     print(f"{len(patches)} patches from {sources} image(s) -> {out_dir / PATCH_SUBDIR}")

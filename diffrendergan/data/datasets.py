@@ -136,7 +136,7 @@ class RealPatchDataModule(pl.LightningDataModule):
     Validation patches are never augmented, so validation metrics are comparable across epochs.
     With ``scenes`` (the generator's :class:`~diffrendergan.data.scenes.SceneStream`), a training
     batch is ``{"real": (B, 1, H, W), "scenes": SceneBatch}``: the layouts and G-buffers come
-    from ``scene_workers`` DataLoader workers of this rank.
+    from the stream's own DataLoader workers on this rank.
     """
 
     def __init__(
@@ -149,12 +149,9 @@ class RealPatchDataModule(pl.LightningDataModule):
         val_fraction: float = 0.1,
         seed: int = 0,
         scenes: SceneStream | None = None,
-        scene_workers: int = 0,
     ):
         super().__init__()
         _check_loader_args(batch_size, num_workers)
-        if scene_workers < 0:
-            raise ConfigError("data.scene_workers", f"must be >= 0, got {scene_workers}")
         if not 0.0 <= val_fraction < 1.0:
             raise ConfigError("data.val_fraction", f"must be in [0, 1), got {val_fraction}")
         self.patch_dir = Path(patch_dir)
@@ -165,7 +162,6 @@ class RealPatchDataModule(pl.LightningDataModule):
         self.val_fraction = val_fraction
         self.seed = seed
         self.scenes = scenes
-        self.scene_workers = scene_workers
         self.train_set: RealPatchDataset | None = None
         self.val_set: RealPatchDataset | None = None
 
@@ -204,9 +200,7 @@ class RealPatchDataModule(pl.LightningDataModule):
         trainer = self.trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
         on_gpu = trainer is not None and trainer.strategy.root_device.type != "cpu"
-        scenes = self.scenes.loader(
-            len(self.train_set), self.batch_size, self.scene_workers, rank, world, on_gpu
-        )
+        scenes = self.scenes.loader(len(self.train_set), self.batch_size, rank, world, on_gpu)
         return CombinedLoader({"real": real, "scenes": scenes}, mode="min_size")
 
     def val_dataloader(self) -> DataLoader | list:

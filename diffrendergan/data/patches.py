@@ -15,6 +15,7 @@ import shutil
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -74,6 +75,21 @@ class PatchOptions:
     crop_bottom_px: int | None = None
     page: int = 0
     strict: bool = True
+
+    @classmethod
+    def from_config(cls, node: Any, **overrides: Any) -> PatchOptions:
+        """The options of a config node with the patching keys
+        (:class:`~diffrendergan.schemas.PatchingSchema`); ``overrides`` (field names) win."""
+        values = {
+            "size": int(node.patch_size),
+            "stride": int(node.stride),
+            "pixel_size_nm": node.pixel_size_nm,
+            "target_pixel_size_nm": node.target_pixel_size_nm,
+            "crop_bottom_px": node.crop_bottom_px,
+            "page": int(node.page),
+            "strict": bool(node.strict),
+        }
+        return cls(**{**values, **overrides})
 
     @property
     def scale(self) -> float:

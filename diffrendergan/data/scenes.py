@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
 from diffrendergan.config import MaterialConfig, RendererConfig
+from diffrendergan.errors import ConfigError
 from diffrendergan.rendering.gbuffer import GBuffer
 from diffrendergan.rendering.renderer import MicroscopyRenderer
 from diffrendergan.scene.layout import Layout, sample_layout
@@ -124,19 +125,26 @@ def keep_batch(item: SceneBatch) -> SceneBatch:
 @dataclass(frozen=True)
 class SceneStream:
     """Everything a data module needs to feed a GAN its training scenes (see the module
-    docstring). ``material`` None: seeds only; ``rasterize`` False: layouts without G-buffers."""
+    docstring). ``material`` None: seeds only; ``rasterize`` False: layouts without G-buffers;
+    ``workers``: DataLoader worker processes per rank (0 = drawn in the training process)."""
 
     plan: ScenePlan
     material: MaterialConfig | None
     renderer: RendererConfig
     rasterize: bool = True
+    workers: int = 0
+
+    def __post_init__(self) -> None:
+        if self.workers < 0:
+            raise ConfigError("data.scene_workers", f"must be >= 0, got {self.workers}")
 
     def loader(
-        self, n_real: int, batch_size: int, workers: int, rank: int = 0, world: int = 1, on_gpu: bool = False
+        self, n_real: int, batch_size: int, rank: int = 0, world: int = 1, on_gpu: bool = False
     ) -> DataLoader:
         """This rank's scene loader for ``n_real`` training patches shared by ``world`` ranks.
         G-buffers are made here (in the workers, on the CPU) unless the generator runs on a GPU,
         rasterizes there (``renderer.raster_device: auto``) and no workers were asked for."""
+        workers = self.workers
         raster = self.rasterize and (workers > 0 or not on_gpu or self.renderer.raster_device == "cpu")
         dataset = SceneDataset(self.material, self.renderer if raster else None)
         per_rank = math.ceil(n_real / world)  # DistributedSampler pads each rank to this

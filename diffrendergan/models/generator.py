@@ -1,4 +1,5 @@
-"""Generator = layout sampler + parameter network + renderer.
+"""Generator = parameter network + renderer, with the configured scene law (a fixed
+:class:`~diffrendergan.scene.sampler.LayoutSampler`) whose layouts it renders by default.
 
 ``G(phi) = noise(render(param_net(phi)))``: a sampled particle layout phi is encoded as
 (x, y, z, size) per particle, the network predicts one unit parameter vector per image, the
@@ -12,8 +13,6 @@ export): a GAN's weights keep oscillating around a good solution, their average 
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
 import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
@@ -21,7 +20,6 @@ from torch.optim.swa_utils import AveragedModel
 from diffrendergan.config import MaterialConfig, RendererConfig
 from diffrendergan.errors import ConfigError
 from diffrendergan.models.param_net import PARAM_NETS
-from diffrendergan.models.topography import Topography
 from diffrendergan.rendering.gbuffer import GBuffer
 from diffrendergan.rendering.renderer import MicroscopyRenderer, RenderOutput
 from diffrendergan.scene.laws import max_count, size_law_moments
@@ -30,8 +28,8 @@ from diffrendergan.scene.layout import (
     build_particles,
     field_material,
     layouts_to_tensor,
-    sample_layout,
 )
+from diffrendergan.scene.sampler import FixedLaw, Scenes
 
 
 def ema_with_warmup(decay: float):
@@ -67,15 +65,13 @@ class Generator(nn.Module):
                 f"unknown parameter network {net!r}; expected one of {sorted(PARAM_NETS)}",
             )
         self.material = material
-        self.layout_material = material  # the scene law layouts are drawn from (see use_scene_law)
+        self.scene_law = FixedLaw(material, layout_cache)  # layouts to render (see use_scene_law)
         self.renderer = MicroscopyRenderer(material, renderer)
         # Slots for every particle the layout can hold (with a guard band: those of the whole field).
         self.max_particles = max_particles or max_count(field_material(material).count)
         self.net = PARAM_NETS[net](self.max_particles, self.renderer.space.dim, hidden, layers, dropout)
         self.fov_nm = material.image_size * material.pixel_size_nm
         self.size_ref_nm = size_law_moments(material.size)["mean_size_nm"]
-        self._layouts: OrderedDict[int, Layout] = OrderedDict()
-        self._layout_cache = layout_cache
         self.net_ema: AveragedModel | None = None
 
     @property
@@ -106,18 +102,14 @@ class Generator(nn.Module):
         """Where the parameter network (and so rasterization and shading) runs."""
         return self.net.head.weight.device
 
+    @property
+    def layout_material(self) -> MaterialConfig:
+        """The material whose scene law layouts are drawn from."""
+        return self.scene_law.material
+
     def layouts(self, seeds: list[int]) -> list[Layout]:
-        """Layouts for seeds (deterministic; memoised so that a fixed pool is sampled once)."""
-        out = []
-        for s in seeds:
-            lay = self._layouts.get(s)
-            if lay is None:
-                lay = sample_layout(self.layout_material, s)
-                self._layouts[s] = lay
-                if len(self._layouts) > self._layout_cache:
-                    self._layouts.popitem(last=False)
-            out.append(lay)
-        return out
+        """Layouts of the scene law for seeds (deterministic; memoised)."""
+        return self.scene_law.layouts(seeds)
 
     def use_scene_law(self, material: MaterialConfig) -> None:
         """Draw layouts from ``material``'s size/count/placement laws from now on (e.g. a learned
@@ -125,8 +117,8 @@ class Generator(nn.Module):
         field = (material.image_size, material.pixel_size_nm)
         if field != (self.material.image_size, self.material.pixel_size_nm):
             raise ConfigError("material", "a scene law must keep the generator's image size and pixel size")
-        self.layout_material = material
-        self._layouts.clear()
+        if material != self.scene_law.material:
+            self.scene_law = FixedLaw(material, self.scene_law.cache_size)
 
     def encode(self, layouts: list[Layout]) -> tuple[torch.Tensor, torch.Tensor]:
         """Network input (B, max_particles, 4) and mask (B, max_particles) on the module's device."""
@@ -151,14 +143,16 @@ class Generator(nn.Module):
             gbuffer = self.renderer.gbuffer(layouts, device=unit.device)
         return self.renderer.shade(gbuffer, unit, generator, noise=noise)
 
-    def forward_topography(
-        self, layouts: list[Layout], topography: Topography, generator: torch.Generator | None = None
-    ) -> RenderOutput:
-        """Render with gradients to the size law and particle count (geometry-gradient mode).
+    def render(self, scenes: Scenes, generator: torch.Generator | None = None) -> RenderOutput:
+        """Render a batch of scenes from any :class:`~diffrendergan.scene.sampler.LayoutSampler`.
 
-        Sizes are reparameterised and presence relaxed; see :meth:`MicroscopyRenderer.render_soft`.
+        Scenes with differentiable geometry (a learned law's sizes and presence weights) go
+        through the soft rasterizer (:meth:`MicroscopyRenderer.render_soft`), so gradients reach
+        the law; others through the hard path with their G-buffer, if already rasterized.
         """
-        sizes = topography.batch_sizes(layouts)
-        parts = [build_particles(lay, self.material, sizes=s) for lay, s in zip(layouts, sizes)]
-        weights = [topography.presence(lay, generator) for lay in layouts]
-        return self.renderer.render_soft(layouts, parts, weights, self.unit_params(layouts), generator)
+        if not scenes.differentiable:
+            return self.forward(scenes.layouts, generator, gbuffer=scenes.gbuffer)
+        sizes = scenes.sizes or []
+        parts = [build_particles(lay, self.material, sizes=s) for lay, s in zip(scenes.layouts, sizes)]
+        unit = self.unit_params(scenes.layouts)
+        return self.renderer.render_soft(scenes.layouts, parts, scenes.presence, unit, generator)

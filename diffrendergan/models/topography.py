@@ -14,12 +14,16 @@ pathwise. We chose the relaxation over a score-function (REINFORCE) estimator be
 depends smoothly on a particle's coverage and the pathwise gradient has far lower variance; the
 bias from the relaxation vanishes as the temperature goes to 0. The mixture weight of a bimodal law
 is kept fixed (only its means and stds learn).
+
+:class:`Topography` is the learnable :class:`~diffrendergan.scene.sampler.LayoutSampler`: the GAN
+loop draws its training scenes from it exactly as from a fixed law.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -33,6 +37,10 @@ from diffrendergan.scene.laws import (
     sizes_from_noise,
 )
 from diffrendergan.scene.layout import Layout, sample_layout
+from diffrendergan.scene.sampler import Scenes
+
+if TYPE_CHECKING:
+    from diffrendergan.data.scenes import SceneBatch
 
 
 class Topography(nn.Module):
@@ -133,6 +141,30 @@ class Topography(nn.Module):
     def layouts(self, seeds: list[int]) -> list[Layout]:
         mat = self.sampling_material()
         return [sample_layout(mat, s) for s in seeds]
+
+    # ------------------------------------------------- the LayoutSampler interface
+    @property
+    def worker_material(self) -> None:
+        """Workers send seeds only: the layouts follow parameters they do not see."""
+        return None
+
+    def sample(self, batch: SceneBatch, learn: bool, generator: torch.Generator | None = None) -> Scenes:
+        """Layouts of the current law for the batch's seeds; with ``learn`` their sizes and
+        presence carry gradients (warm-up: ``learn`` False, plain layouts of the frozen law)."""
+        layouts = self.layouts(batch.seeds)
+        return self.scenes(layouts, generator) if learn else Scenes(layouts)
+
+    def scenes(self, layouts: list[Layout], generator: torch.Generator | None = None) -> Scenes:
+        """Differentiable scenes of given layouts: reparameterised sizes, relaxed presence."""
+        presence = [self.presence(lay, generator) for lay in layouts]
+        return Scenes(layouts, sizes=self.batch_sizes(layouts), presence=presence)
+
+    def after_step(self, learn: bool, tail: bool) -> None:
+        if learn:
+            self.update_averages(tail=tail)
+
+    def export_material(self) -> MaterialConfig:
+        return self.learned_material()
 
     def batch_sizes(self, layouts: list[Layout]) -> list[torch.Tensor]:
         """Reparameterised sizes of a batch of layouts drawn from :meth:`layouts` (one (P,) tensor

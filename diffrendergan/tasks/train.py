@@ -103,14 +103,8 @@ def prepare_real_data(data: DictConfig, material: MaterialConfig, cache_dir: Pat
     )
     out = cache_dir / "patches" / f"{material.name}-{key}"
     if not (out / "manifest.jsonl").exists():
-        opts = PatchOptions(
-            size=size,
-            stride=stride,
-            pixel_size_nm=pixel,
-            target_pixel_size_nm=target if pixel else None,
-            crop_bottom_px=data.crop_bottom_px,
-            page=data.page,
-            strict=bool(data.strict),
+        opts = PatchOptions.from_config(
+            data, pixel_size_nm=pixel, target_pixel_size_nm=target if pixel else None
         )
         prepare_patches(raw, out, opts)
     return RealData(out, labeled, truth)
@@ -146,7 +140,7 @@ def train_gan(cfg: DictConfig, material: MaterialConfig, out_dir: Path) -> dict:
     dm = patch_data_module(cfg, real.patch_dir)
     material_raw = OmegaConf.to_container(cfg.material, resolve=True)
     module = gan_module_from_cfg(cfg, material_raw, len(dm.train_set))  # type: ignore[arg-type]
-    dm.scenes = module.scene_stream()  # layouts and G-buffers from data.scene_workers workers
+    dm.scenes = module.scene_stream(workers=int(cfg.data.scene_workers))  # layouts and G-buffers
     runtime = {
         "appearance": {"reference": labeled_appearance(real, cfg.data.crop_bottom_px)},
         "size_law": {"truth": material.size if real.demo_truth is not None else None},
@@ -194,7 +188,6 @@ def patch_data_module(cfg: DictConfig, patch_dir: Path) -> RealPatchDataModule:
         brightness_contrast=float(cfg.data.brightness_contrast),
         val_fraction=float(cfg.data.val_fraction),
         seed=int(cfg.seed),
-        scene_workers=int(cfg.data.scene_workers),
     )
     dm.setup("fit")
     assert dm.train_set is not None

@@ -1,10 +1,12 @@
 """The adversarial training loop as a LightningModule (manual optimisation).
 
-Per batch (the paper's order): render once from freshly drawn or pooled layouts, G step on the
-render, then D step on the same render detached — one render per batch, since rendering is the
-expensive part on CPU. Per validation epoch: a weight-free realism metric (sliced Wasserstein
-distance on Laplacian pyramids) between the held-out real patches and renders of a fixed set of
-evaluation layouts with fixed noise, so values are comparable across epochs.
+Per batch (the paper's order): render once the scenes that the layout sampler gives for the
+batch's seeds (a fixed law's fresh or pooled layouts, or a learnable law's differentiable ones:
+one code path, see :mod:`diffrendergan.scene.sampler`), G step on the render, then D step on the
+same render detached — one render per batch, since rendering is the expensive part on CPU. Per
+validation epoch: a weight-free realism metric (sliced Wasserstein distance on Laplacian
+pyramids) between the held-out real patches and renders of a fixed set of evaluation layouts
+with fixed noise, so values are comparable across epochs.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from diffrendergan.data.scenes import SceneBatch, ScenePlan, SceneStream
 from diffrendergan.metrics.realism import GreyLevelW1, SlicedWasserstein
 from diffrendergan.models.generator import Generator
 from diffrendergan.models.topography import Topography
-from diffrendergan.rendering.gbuffer import GBuffer
+from diffrendergan.scene.sampler import LayoutSampler, Scenes
 from diffrendergan.schemas import ModelSchema, check_model
 from diffrendergan.training.parts import GANParts, build_parts
 
@@ -110,36 +112,36 @@ class GANModule(pl.LightningModule):
     def scene_plan(self) -> ScenePlan:
         return ScenePlan(seed=int(self.hparams.seed), pool=self.spec.layout_pool)
 
-    def scene_stream(self) -> SceneStream:
-        """The training scenes for a data module's workers: layouts of the configured law with
-        their G-buffers; with topography learning only the seeds (its layouts follow the law's
-        current parameters, which the workers do not see)."""
-        material = None if self.topography is not None else self.generator.layout_material
-        return SceneStream(self.scene_plan, material, self.generator.renderer.cfg)
+    @property
+    def layout_sampler(self) -> LayoutSampler:
+        """Where training layouts come from: the learnable law when learning topography, else the
+        generator's configured one (a property, so the learnable law is registered only once)."""
+        return self.topography if self.topography is not None else self.generator.scene_law
+
+    def scene_stream(self, workers: int = 0) -> SceneStream:
+        """The training scenes for a data module's ``workers``: layouts of a fixed law with their
+        G-buffers; for a learnable law only the seeds."""
+        material = self.layout_sampler.worker_material
+        return SceneStream(self.scene_plan, material, self.generator.renderer.cfg, workers=workers)
 
     def _scenes(self, batch: dict[str, Any] | torch.Tensor) -> tuple[torch.Tensor, SceneBatch]:
         """(real (B, 1, H, W), scenes) of a training batch. A loader of real patches alone (no
-        scene stream attached) gets this rank's scenes drawn here, from the same seed plan."""
+        scene stream attached) gets this rank's seeds from the same plan (the sampler draws)."""
         if isinstance(batch, dict):
             real = batch["real"]
             return real, batch["scenes"].head(real.shape[0])
         world = max(self.trainer.world_size, 1) if self._trainer is not None else 1
         seeds = self.scene_plan.seeds(self.global_rank, world, self.batches_seen, batch.shape[0])
-        return batch, SceneBatch(
-            seeds, None if self.topography is not None else self.generator.layouts(seeds)
-        )
+        return batch, SceneBatch(seeds)
 
     def eval_layouts(self):
-        """Fixed evaluation layouts (drawn from the current learned law when learning topography)."""
-        if self.topography is not None:
-            return self.topography.layouts(self.eval_seeds())
-        return self.generator.layouts(self.eval_seeds())
+        """Fixed evaluation layouts of the sampler's current law."""
+        return self.layout_sampler.layouts(self.eval_seeds())
 
     def export_generator(self) -> Generator:
-        """The generator to write datasets with: with learned topography, its layouts follow the
-        learned size (and count) law instead of the configured one."""
-        if self.topography is not None:
-            self.generator.use_scene_law(self.topography.learned_material())
+        """The generator to write datasets with; its layouts follow the sampler's export law (a
+        learned size and count law, when learning topography)."""
+        self.generator.use_scene_law(self.layout_sampler.export_material())
         return self.generator
 
     def eval_seeds(self) -> list[int]:
@@ -170,14 +172,15 @@ class GANModule(pl.LightningModule):
         end = float(self.spec.lr_end_factor)
         return lambda batch: 1.0 - (1.0 - end) * min(batch / max(total - 1, 1), 1.0)
 
-    def _patch_weight(self, layouts: list, gbuffer: GBuffer | None, grid: torch.Size) -> torch.Tensor | None:
+    def _patch_weight(self, scenes: Scenes, grid: torch.Size) -> torch.Tensor | None:
         """(B, 1, h, w) weight 1 + particle_weight * particle coverage of each discriminator patch
         (from the layouts' exact masks: their G-buffers), or None when off."""
         w = float(self.spec.particle_weight)
         if w == 0:
             return None
+        gbuffer = scenes.gbuffer
         if gbuffer is None:
-            gbuffer = self.generator.renderer.gbuffer(layouts, device=self.device)
+            gbuffer = self.generator.renderer.gbuffer(scenes.layouts, device=self.device)
         coverage = gbuffer.particle
         return 1.0 + w * torch.nn.functional.adaptive_avg_pool2d(coverage, tuple(grid)).to(self.device)
 
@@ -190,28 +193,26 @@ class GANModule(pl.LightningModule):
         start = self.spec.topography.warmup_epochs
         return self.current_epoch >= start + self.spec.topography.average_from * (max_epochs - start)
 
-    def training_step(self, batch: torch.Tensor, batch_idx: int) -> None:
+    def _learning_law(self) -> bool:
+        """Whether the sampler's geometry learns this epoch (a learnable law after its warm-up
+        of appearance-only epochs; a fixed law ignores it)."""
+        return self.topography is not None and self.current_epoch >= self.spec.topography.warmup_epochs
+
+    def training_step(self, batch: dict[str, Any] | torch.Tensor, batch_idx: int) -> None:
         opt_g, opt_d = self.optimizers()
-        real, scenes = self._scenes(batch)
-        learning_law = (
-            self.topography is not None and self.current_epoch >= self.spec.topography.warmup_epochs
-        )
-        layouts = scenes.layouts if self.topography is None else self.topography.layouts(scenes.seeds)
-        if learning_law:
-            fake = self.generator.forward_topography(layouts, self.topography).image
-        else:  # (with topography: warm-up, layouts from the frozen starting law)
-            fake = self.generator(layouts, gbuffer=scenes.gbuffer).image
+        real, batch_scenes = self._scenes(batch)
+        learn = self._learning_law()
+        scenes = self.layout_sampler.sample(batch_scenes, learn)
+        fake = self.generator.render(scenes).image
 
         with self.toggled_optimizer(opt_g):
             d_fake_g = self.discriminator(fake)
-            weight = self._patch_weight(layouts, scenes.gbuffer, d_fake_g.shape[-2:])
-            loss_g = self.g_loss_fn(d_fake_g, weight)
+            loss_g = self.g_loss_fn(d_fake_g, self._patch_weight(scenes, d_fake_g.shape[-2:]))
             opt_g.zero_grad()
             self.manual_backward(loss_g)
             opt_g.step()
             self.generator.update_ema()
-            if learning_law:
-                self.topography.update_averages(tail=self._in_averaging_tail())
+            self.layout_sampler.after_step(learn, tail=learn and self._in_averaging_tail())
 
         with self.toggled_optimizer(opt_d):
             d_real = self.discriminator(real)
@@ -287,10 +288,9 @@ class GANModule(pl.LightningModule):
             self._reference_ready = True
         self.last_realism = metrics
         self.log_dict(metrics, prog_bar=True)
-        if self.topography is not None:
-            for k, v in self.topography.summary().items():
-                if v is not None:
-                    self.log(f"topography/{k}", float(v))
+        for k, v in self.layout_sampler.summary().items():  # a learned law's estimate
+            if v is not None:
+                self.log(f"topography/{k}", float(v))
         for name, v in params.items():  # synced across ranks: on the module's device (NCCL has no CPU)
             v = v.to(self.device)
             self.log(f"params/{name}_mean", v.mean(), sync_dist=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -47,8 +48,8 @@ def test_sampler_continues_the_stream_across_epochs() -> None:
 def test_workers_deliver_the_g_buffers_the_renderer_makes_in_process() -> None:
     material = material_from_dict(small_material())
     stream = SceneStream(ScenePlan(seed=1, pool=0), material, RendererConfig())
-    in_process = list(stream.loader(n_real=6, batch_size=2, workers=0))
-    from_workers = list(stream.loader(n_real=6, batch_size=2, workers=2))
+    in_process = list(stream.loader(n_real=6, batch_size=2))
+    from_workers = list(replace(stream, workers=2).loader(n_real=6, batch_size=2))
     reference = MicroscopyRenderer(material, RendererConfig())
     assert len(in_process) == len(from_workers) == 3
     for a, b in zip(in_process, from_workers):
@@ -74,10 +75,8 @@ def _fit_losses(patches: Path, scene_workers: int | None) -> list[float]:
     stream (the module draws and rasterizes its scenes itself)."""
     pl.seed_everything(0, workers=True, verbose=False)
     module = GANModule(small_material(), {}, {"layout_pool": 0, "n_eval": 2})
-    dm = RealPatchDataModule(
-        patches, batch_size=2, val_fraction=0.25, seed=0, scene_workers=scene_workers or 0
-    )
-    dm.scenes = module.scene_stream() if scene_workers is not None else None
+    dm = RealPatchDataModule(patches, batch_size=2, val_fraction=0.25, seed=0)
+    dm.scenes = module.scene_stream(workers=scene_workers) if scene_workers is not None else None
     losses: list[float] = []
 
     class Record(pl.Callback):

@@ -12,6 +12,7 @@ import torch
 import yaml
 
 from diffrendergan.config import RendererConfig, material_from_dict
+from diffrendergan.data.scenes import SceneBatch
 from diffrendergan.errors import ConfigError
 from diffrendergan.models.generator import Generator
 from diffrendergan.models.topography import Topography, law_summary
@@ -48,8 +49,10 @@ def test_gradients_reach_size_law_and_count() -> None:
     mat = material_from_dict(_raw())
     g = Generator(mat, RendererConfig(faces_per_pixel=8, geometry_grad=True))
     topo = Topography(mat, learn_count=True)
-    lays = topo.layouts([1, 2])
-    out = g.forward_topography(lays, topo, torch.Generator().manual_seed(0))
+    gen = torch.Generator().manual_seed(0)
+    scenes = topo.sample(SceneBatch([1, 2]), learn=True, generator=gen)
+    assert scenes.differentiable and [len(p) for p in scenes.presence] == [lay.n for lay in scenes.layouts]
+    out = g.render(scenes, gen)
     assert out.image.shape == (2, 1, 64, 64)
     out.image.mean().backward()
     for p in (topo.loc, topo.log_scale, topo.count_logit):
@@ -70,7 +73,8 @@ def test_bigger_particles_brighten_image_consistently_with_gradient() -> None:
         with torch.no_grad():
             topo.loc += delta
         try:
-            return g.forward_topography(lays, topo, torch.Generator().manual_seed(1)).image.mean()
+            gen = torch.Generator().manual_seed(1)
+            return g.render(topo.scenes(lays, gen), gen).image.mean()
         finally:
             with torch.no_grad():
                 topo.loc -= delta

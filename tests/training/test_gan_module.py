@@ -12,6 +12,7 @@ from gan_fixtures import small_material, write_patches
 from lightning_checkpoints import save_module_checkpoint
 
 from diffrendergan.data.datasets import RealPatchDataModule
+from diffrendergan.scene.sampler import Scenes
 from diffrendergan.training.gan_module import GANModule
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -208,7 +209,7 @@ def test_particle_weighted_generator_loss() -> None:
     assert float(lsgan_g(logits, weight)) == pytest.approx(3.0 / 6.0)
     module = GANModule(small_material(), {}, {"layout_pool": 4, "n_eval": 2, "particle_weight": 4.0})
     layouts = module.generator.layouts([1, 2])
-    w = module._patch_weight(layouts, None, torch.Size((8, 8)))
+    w = module._patch_weight(Scenes(layouts), torch.Size((8, 8)))
     coverage = module.generator.renderer.gbuffer(layouts).particle.mean((1, 2, 3))
     assert w.shape == (2, 1, 8, 8) and w.min() >= 1.0
     assert torch.allclose(w.mean((1, 2, 3)), 1.0 + 4.0 * coverage, atol=1e-5)  # area-weighted
