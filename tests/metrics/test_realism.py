@@ -16,6 +16,7 @@ from diffrendergan.metrics.realism import (
     realism_report,
     swd,
 )
+from diffrendergan.metrics.realism import _blur as pyramid_blur
 from diffrendergan.metrics.realism import _pyr_up as pyr_up
 
 
@@ -47,6 +48,15 @@ def test_num_levels_down_to_16px() -> None:
     assert num_levels(256, 256) == 5  # 256, 128, 64, 32, 16
     assert num_levels(64, 48) == 2  # 64x48, 32x24 (16x12 would be below 16 px)
     assert num_levels(8, 8) == 1
+
+
+def test_pyramid_blur_is_the_binomial_kernel_with_reflected_borders() -> None:
+    """The library blur (kornia) agrees with the definition: the 5x5 outer product of
+    [1, 4, 6, 4, 1] / 16, borders mirrored (so the SWD values reported before it are unchanged)."""
+    x = torch.rand(3, 1, 21, 34, generator=torch.Generator().manual_seed(1))
+    b = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
+    reference = F.conv2d(F.pad(x, (2, 2, 2, 2), mode="reflect"), torch.outer(b, b)[None, None])
+    torch.testing.assert_close(pyramid_blur(x), reference, atol=1e-6, rtol=0)
 
 
 def test_laplacian_pyramid_shapes_and_exact_reconstruction() -> None:
