@@ -27,7 +27,8 @@ from diffrendergan.config import MaterialConfig, RendererConfig
 from diffrendergan.errors import ConfigError
 from diffrendergan.rendering.gbuffer import GBuffer
 from diffrendergan.rendering.renderer import MicroscopyRenderer
-from diffrendergan.scene.layout import Layout, sample_layout
+from diffrendergan.scene.layout import Layout
+from diffrendergan.scene.sampler import FixedLaw
 
 FRESH_OFFSET = 10_000_000  # fresh-layout seeds start here, above every pool seed
 
@@ -79,17 +80,18 @@ class SceneBatch:
 
 class SceneDataset(Dataset):
     """``dataset[seeds]`` -> :class:`SceneBatch`: layouts of ``material``'s scene law and, with a
-    renderer config, their G-buffers (cached per layout, so a fixed pool is rasterized once per
-    worker). ``material=None``: seeds only (a learned law draws the layouts)."""
+    renderer config, their G-buffers (both cached per layout, as in the training process, so a
+    fixed pool is drawn and rasterized once per worker). ``material=None``: seeds only (a learned
+    law draws the layouts)."""
 
     def __init__(self, material: MaterialConfig | None, renderer: RendererConfig | None = None):
-        self.material = material
+        self.law = FixedLaw(material) if material is not None else None
         self.renderer = MicroscopyRenderer(material, renderer) if material and renderer else None
 
     def __getitem__(self, seeds: tuple[int, ...]) -> SceneBatch:
-        if self.material is None:
+        if self.law is None:
             return SceneBatch(list(seeds))
-        layouts = [sample_layout(self.material, s) for s in seeds]
+        layouts = self.law.layouts(list(seeds))
         gbuffer = self.renderer.gbuffer(layouts) if self.renderer is not None else None
         return SceneBatch(list(seeds), layouts, gbuffer)
 
