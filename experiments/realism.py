@@ -45,8 +45,11 @@ def main(cfg: DictConfig) -> dict[str, Any]:
     for side, stats in result["appearance"].items():
         if side != "difference":
             profile = " ".join(f"{v:.2f}" for v in stats["profile"])
-            core_rim, substrate = stats["core_rim"], stats["substrate"]
-            print(f"{side} rim -> core: {profile} (core/rim {core_rim:.2f}), substrate {substrate:.3f}")
+            core_rim, substrate, spread = stats["core_rim"], stats["substrate"], stats["grain_cv"]
+            print(
+                f"{side} rim -> core: {profile} (core/rim {core_rim:.2f}), substrate {substrate:.3f}, "
+                f"grain-to-grain CV {spread:.2f}"
+            )
     print(f"realism: {out}")
     return result
 

@@ -34,6 +34,7 @@ from diffrendergan.rendering.masks import BOUNDARY
 from diffrendergan.rendering.renderer import MicroscopyRenderer
 from diffrendergan.scene.laws import size_law_moments
 from diffrendergan.scene.layout import sample_layout, scaled_to_size
+from diffrendergan.shading.sem import SE_INTRODUCED
 
 DEMO_VERSION = "v4"  # v2: windows of a larger specimen (border-cut particles); v3: bounded shadows;
 # v4: TIFF resolution tags carry the pixel size
@@ -41,27 +42,29 @@ DEMO_GUARD = 0.25  # guard band of the demo micrographs (fraction of their side)
 DATA_BAR_ROWS = 40
 
 # Hidden "true" rendering parameters per material (physical units; unlisted ones: range midpoint).
+# The SE terms added later are held at the values that render as before (SE_INTRODUCED), so the
+# demo images, and every figure measured on them, stay what they were.
 DEMO_TRUTH: dict[str, dict[str, float]] = {
     "tio2": {
         "particle_yield": 0.32, "substrate_yield": 0.14, "tilt_exponent": 0.9, "edge_gain": 0.35,
         "edge_length_nm": 14.0, "detector_asymmetry": 0.05, "shadow_strength": 0.1,
         "substrate_texture": 0.12, "blur_px": 0.9, "gain": 1.0, "offset": 0.0,
         "shot_noise": 0.06, "read_noise": 0.03, "volume_yield": 0.0, "volume_length_nm": 100.0,
-        "residue_gain": 0.0,
+        "residue_gain": 0.0, **SE_INTRODUCED,
     },
     "sio2": {
         "particle_yield": 0.35, "substrate_yield": 0.08, "tilt_exponent": 1.1, "edge_gain": 0.6,
         "edge_length_nm": 5.0, "detector_asymmetry": 0.05, "shadow_strength": 0.05,
         "substrate_texture": 0.1, "blur_px": 1.0, "gain": 1.0, "offset": 0.0,
         "shot_noise": 0.08, "read_noise": 0.04, "volume_yield": 0.0, "volume_length_nm": 100.0,
-        "residue_gain": 0.0,
+        "residue_gain": 0.0, **SE_INTRODUCED,
     },
     "agnw": {
         "particle_yield": 0.45, "substrate_yield": 0.1, "tilt_exponent": 0.8, "edge_gain": 0.3,
         "edge_length_nm": 10.0, "detector_asymmetry": 0.2, "shadow_strength": 0.3,
         "substrate_texture": 0.15, "blur_px": 1.0, "gain": 1.0, "offset": 0.0,
         "shot_noise": 0.07, "read_noise": 0.03, "volume_yield": 0.0, "volume_length_nm": 100.0,
-        "residue_gain": 0.0,
+        "residue_gain": 0.0, **SE_INTRODUCED,
     },
 }  # fmt: skip
 

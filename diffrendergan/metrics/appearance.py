@@ -19,6 +19,10 @@ Conventions (every image percentile-stretched to its own 0.5/99.5 % first, data 
 * **Rim sharpness**: mean Sobel gradient magnitude on the particles' outline pixels facing the
   substrate, and inside cores (the last two bins): smooth, soft-shaded grains have low core
   gradients; stair-stepped rims have high rim gradients at the pixel scale.
+* **Grain-to-grain spread** (``grain_cv``): within each image with at least
+  :data:`GRAIN_CV_MIN_GRAINS` whole particles of :data:`GRAIN_CV_MIN_AREA_PX` pixels or more, the
+  coefficient of variation (std / mean) of their mean intensities; averaged over such images.
+  Real grains of one micrograph differ in brightness; renders with one yield per image do not.
 * **Substrate noise power spectrum**: 32 x 32 windows lying wholly in the substrate, mean-removed
   and Hann-windowed; their power spectra are averaged and binned radially into
   :data:`PSD_BANDS` frequency bands up to 0.5 cycles/px (log10 power per band).
@@ -37,6 +41,8 @@ from skimage.segmentation import clear_border, find_boundaries
 N_BINS = 5
 MIN_AREA_PX = 30
 SUBSTRATE_MARGIN_PX = 4
+GRAIN_CV_MIN_AREA_PX = 300  # grains of >= ~20 px diameter: their mean is not an edge average
+GRAIN_CV_MIN_GRAINS = 3
 PSD_WINDOW = 32
 PSD_BANDS = 8
 
@@ -52,6 +58,7 @@ class Appearance:
         contrast: mean particle intensity - substrate.
         rim_gradient, core_gradient: mean Sobel magnitude on outlines / in cores.
         substrate_std: std of substrate intensity (noise and residue together).
+        grain_cv: mean within-image coefficient of variation of large grains' mean intensities.
         substrate_psd: (PSD_BANDS,) log10 power per frequency band, low to high.
         n_particles, n_images: what was measured.
     """
@@ -63,6 +70,7 @@ class Appearance:
     rim_gradient: float = float("nan")
     core_gradient: float = float("nan")
     substrate_std: float = float("nan")
+    grain_cv: float = float("nan")
     substrate_psd: list[float] = field(default_factory=list)
     n_particles: int = 0
     n_images: int = 0
@@ -115,6 +123,19 @@ def particle_profiles(image: np.ndarray, instances: np.ndarray, n_bins: int = N_
         return (total / count).reshape(ids.size, n_bins)
 
 
+def grain_cv(image: np.ndarray, instances: np.ndarray) -> float:
+    """Coefficient of variation of the mean intensities of an image's large whole particles
+    (NaN with fewer than :data:`GRAIN_CV_MIN_GRAINS`). image, instances (H, W) -> float."""
+    inst = whole_particles(instances, GRAIN_CV_MIN_AREA_PX)
+    area = np.bincount(inst.ravel())
+    total = np.bincount(inst.ravel(), weights=np.asarray(image, np.float64).ravel())
+    ids = np.flatnonzero(area[1:]) + 1
+    if ids.size < GRAIN_CV_MIN_GRAINS:
+        return float("nan")
+    means = total[ids] / area[ids]
+    return float(means.std() / means.mean()) if means.mean() > 0 else float("nan")
+
+
 def substrate_mask(instances: np.ndarray, margin_px: int = SUBSTRATE_MARGIN_PX) -> np.ndarray:
     """Background pixels at least ``margin_px`` from any particle. (H, W) -> (H, W) bool."""
     fg = np.asarray(instances) > 0
@@ -153,6 +174,7 @@ class _Accumulator:
     substrate: list[np.ndarray] = field(default_factory=list)
     rim_grad: list[np.ndarray] = field(default_factory=list)
     core_grad: list[np.ndarray] = field(default_factory=list)
+    grain_cv: list[float] = field(default_factory=list)
     power: np.ndarray = field(default_factory=lambda: np.zeros(PSD_BANDS))
     tiles: int = 0
     images: int = 0
@@ -170,6 +192,7 @@ class _Accumulator:
         self.substrate.append(image[sub])
         self.rim_grad.append(grad[facing_substrate])
         self.core_grad.append(grad[bins >= n_bins - 2])
+        self.grain_cv.append(grain_cv(image, inst))
         power, n = substrate_power_spectrum(image, sub)
         self.power += power
         self.tiles += n
@@ -200,6 +223,7 @@ def appearance_stats(pairs: Iterable[tuple[np.ndarray, np.ndarray]], n_bins: int
         rim_gradient=_mean(acc.rim_grad),
         core_gradient=_mean(acc.core_grad),
         substrate_std=float(subs.std()) if subs.size else float("nan"),
+        grain_cv=float(np.nanmean(acc.grain_cv)) if np.isfinite(acc.grain_cv).any() else float("nan"),
         substrate_psd=[float(v) for v in psd],
         n_particles=len(profiles),
         n_images=acc.images,
@@ -212,7 +236,15 @@ def appearance_difference(real: Appearance, fake: Appearance) -> dict[str, float
     bins = np.asarray(fake.profile) - np.asarray(real.profile)
     out = {f"profile_bin{k}": float(v) for k, v in enumerate(bins)}
     out["profile_max_abs"] = float(np.abs(bins).max()) if bins.size else float("nan")
-    for key in ("core_rim", "substrate", "contrast", "rim_gradient", "core_gradient", "substrate_std"):
+    for key in (
+        "core_rim",
+        "substrate",
+        "contrast",
+        "rim_gradient",
+        "core_gradient",
+        "substrate_std",
+        "grain_cv",
+    ):
         out[key] = float(getattr(fake, key) - getattr(real, key))
     out["substrate_psd_max_abs"] = float(
         np.abs(np.asarray(fake.substrate_psd) - np.asarray(real.substrate_psd)).max()

@@ -26,7 +26,10 @@ class GBuffer:
     (``normal . (cos az, sin az, 0)``, in [-1, 1]), so that shaders and the cast shadow see one
     detector direction. edge_dist: distance (nm) to the nearest silhouette or particle-particle
     edge (inside and outside particles). shadow: how far (nm) the surface lies below the line of
-    sight towards the side detector within :data:`SHADOW_REACH_NM` (0 = unshadowed). texture:
+    sight towards the side detector within :data:`SHADOW_REACH_NM` (0 = unshadowed). occlusion:
+    fraction of the sky above a pixel hidden by nearby surfaces, in [0, 1) (0 = open; see
+    :func:`ambient_occlusion`). grain: a seeded standard-normal value per particle, constant over
+    it (0 on the substrate), for the grain-to-grain spread of SE yield. texture:
     zero-mean, unit-std smooth substrate texture. residue: the support film's residue in [0, 1]
     (thin closed loops and small blobs, 0 on clean film). thickness: path length through
     particles (nm) or None.
@@ -39,6 +42,8 @@ class GBuffer:
     facing: torch.Tensor
     edge_dist: torch.Tensor
     shadow: torch.Tensor
+    occlusion: torch.Tensor
+    grain: torch.Tensor
     texture: torch.Tensor
     residue: torch.Tensor
     thickness: torch.Tensor | None
@@ -183,6 +188,65 @@ def _axis_shadow(
     return back[quarter](occl).contiguous()
 
 
+# Secondary electrons leave a surface with a cosine distribution and a few eV: those emitted into
+# a crease between grains or at a wall's foot hit the neighbouring surface and are recaptured,
+# whatever the detector. Walls farther away than this hardly shade the sky (the horizon angle of a
+# 180 nm grain 60 nm away is already below 70 degrees and falling).
+OCCLUSION_REACH_NM = 60.0
+OCCLUSION_DIRECTIONS = 8
+
+
+def ambient_occlusion(
+    height: torch.Tensor, normal: torch.Tensor, pixel_size_nm: float, reach_nm: float = OCCLUSION_REACH_NM
+) -> torch.Tensor:
+    """Fraction of the sky hidden from each pixel by surfaces within ``reach_nm``, beyond what its
+    own tilt hides: the mean over :data:`OCCLUSION_DIRECTIONS` azimuths of sin(horizon elevation) -
+    sin(tangent-plane elevation), >= 0 (horizon-based ambient occlusion of the height field).
+    0 on open flat film and all over a convex grain; largest in creases between touching grains
+    and at the foot of a grain. height (B, H, W), normal (B, 3, H, W) -> (B, 1, H, W) in [0, 1).
+
+    Unlike the detector shadow, it has no preferred direction: an in-lens detector collects the
+    SEs that escape, and what is recaptured nearby is lost whatever the detector's azimuth. The
+    image border continues the edge heights (the specimen goes on), so it occludes nothing new."""
+    h = height[:, None]
+    steps = max(1, math.ceil(reach_nm / pixel_size_nm))
+    big = F.pad(h, (steps, steps, steps, steps), mode="replicate")
+    hh, ww = h.shape[-2:]
+    nz = normal[:, 2:3].clamp_min(0.05)
+    total = torch.zeros_like(h)
+    for k in range(OCCLUSION_DIRECTIONS):
+        angle = 2 * math.pi * k / OCCLUSION_DIRECTIONS
+        dx, dy = math.cos(angle), math.sin(angle)
+        tangent = -(normal[:, 0:1] * dx + normal[:, 1:2] * dy) / nz  # height gain per nm along (dx, dy)
+        horizon = torch.full_like(h, -math.inf)  # largest height gain per nm to any pixel ahead
+        for t in range(1, steps + 1):
+            ox, oy = round(t * dx), round(t * dy)
+            ahead = big[..., steps + oy : steps + oy + hh, steps + ox : steps + ox + ww]
+            horizon = torch.maximum(horizon, (ahead - h) / (math.hypot(ox, oy) * pixel_size_nm))
+        total += (_sine(horizon) - _sine(tangent)).clamp_min(0.0)
+    return total / OCCLUSION_DIRECTIONS
+
+
+def _sine(slope: torch.Tensor) -> torch.Tensor:
+    """sin(atan(slope)): the elevation's sine of a rise per unit run."""
+    return slope / torch.sqrt(1.0 + slope * slope)
+
+
+def grain_values(seeds: list[int], instance: torch.Tensor) -> torch.Tensor:
+    """One seeded standard-normal value per particle of each image, painted over its pixels (0 on
+    the substrate). Particle k's value depends only on the layout's seed and k, so it is the same
+    at every supersampling scale and in every epoch. instance (B, H, W) -> (B, 1, H, W)."""
+    out = torch.zeros(instance.shape, dtype=torch.float32)
+    for b, seed in enumerate(seeds):
+        n = int(instance[b].max()) + 1
+        z = torch.from_numpy(
+            np.random.default_rng(int(seed) + 15_485_863).standard_normal(n).astype(np.float32)
+        )
+        z[0] = 0.0
+        out[b] = z[instance[b].cpu()]
+    return out[:, None]
+
+
 def substrate_texture(seeds: list[int], size: int, scale_px: float = 8.0) -> torch.Tensor:
     """Seeded smooth undulation of the support film (B, 1, H, W), zero mean and unit std per
     image. (Thin bright structures on the film are its residue: :func:`substrate_residue`.)"""
@@ -243,6 +307,8 @@ def build_gbuffer(
         shadow=detector_shadow(
             maps.height, pixel_size_nm, azimuth_deg, reach_px=math.ceil(SHADOW_REACH_NM / pixel_size_nm)
         ),
+        occlusion=ambient_occlusion(maps.height, maps.normal, pixel_size_nm),
+        grain=grain_values(texture_seeds, maps.instance),
         texture=substrate_texture(texture_seeds, size),
         residue=substrate_residue(texture_seeds, size, pixel_size_nm),
         thickness=None if maps.thickness is None else maps.thickness[:, None],

@@ -21,14 +21,17 @@ Params = Mapping[str, torch.Tensor]
 
 @dataclass(frozen=True)
 class Shader:
-    """name; fn(gbuffer, params) -> (B, 1, H, W); default [low, high] range per parameter and the
-    physical domain each parameter's configured range must stay in (what the formula allows)."""
+    """name; fn(gbuffer, params) -> (B, 1, H, W); default [low, high] range per parameter, the
+    physical domain each parameter's configured range must stay in (what the formula allows), and
+    the parameters added after checkpoints were written, each with the value that renders as
+    before it existed (such checkpoints load with it held there)."""
 
     name: str
     fn: Callable[[GBuffer, Params], torch.Tensor]
     ranges: Mapping[str, tuple[float, float]]
     needs_thickness: bool = False
     domains: Mapping[str, Domain] = field(default_factory=dict)
+    introduced: Mapping[str, float] = field(default_factory=dict)
 
     def __call__(self, gb: GBuffer, params: Params) -> torch.Tensor:
         missing = [k for k in self.ranges if k not in params]

@@ -141,7 +141,7 @@ class AppearanceCallback(pl.Callback):
         sample = pl_module.eval_sample()
         self.last = stats = render_appearance(sample.fake, sample.instances)
         metrics = {f"appearance/profile_bin{k}": v for k, v in enumerate(stats.profile)}
-        for key in ("core_rim", "substrate", "contrast", "rim_gradient", "core_gradient"):
+        for key in ("core_rim", "substrate", "contrast", "rim_gradient", "core_gradient", "grain_cv"):
             metrics[f"appearance/{key}"] = getattr(stats, key)
         if self.reference is not None:
             diff = appearance_difference(self.reference, stats)

@@ -6,9 +6,12 @@ import re
 from pathlib import Path
 from typing import Any
 
+from diffrendergan.config import material_from_dict
 from diffrendergan.errors import ConfigError, DataError
 from diffrendergan.models.generator import Generator
+from diffrendergan.rendering.renderer import param_space_for
 from diffrendergan.schemas import RENAMED_MODEL_KEYS
+from diffrendergan.shading import get_shader
 from diffrendergan.utils.checkpoints import read_checkpoint
 
 
@@ -16,9 +19,12 @@ def load_gan_module(checkpoint: str | Path):  # -> GANModule (import kept local:
     """The GANModule of a checkpoint; a file that is not one is a one-line DataError."""
     from diffrendergan.training.gan_module import GANModule
 
-    hparams = read_checkpoint(checkpoint, "gan")["hyper_parameters"]  # one-line errors for foreign files
+    ckpt = read_checkpoint(checkpoint, "gan")  # one-line errors for foreign files
+    hparams = ckpt["hyper_parameters"]
     # Checkpoints from before the model group was split into built parts hold flat keys.
     upgrade = {} if "model" in hparams else {"model": model_from_flat_hparams(hparams)}
+    if (material := material_with_introduced_held(hparams, ckpt.get("state_dict", {}))) is not None:
+        upgrade["material"] = material
     try:
         return GANModule.load_from_checkpoint(
             str(checkpoint), map_location="cpu", weights_only=True, **upgrade
@@ -48,6 +54,30 @@ def model_from_flat_hparams(hparams: dict[str, Any]) -> dict[str, Any]:
             group, _, name = target.partition(".")
             model.setdefault(group, {})[name] = value
     return model
+
+
+def material_with_introduced_held(hparams: dict[str, Any], state_dict: dict[str, Any]) -> dict | None:
+    """The material of a checkpoint whose parameter network predates parameters its shader has
+    gained since (``Shader.introduced``), with those held at the values that render as it did;
+    None when the network already predicts every parameter (or the mismatch is something else)."""
+    head = state_dict.get("generator.net.head.weight")
+    material = hparams.get("material")
+    if head is None or not isinstance(material, dict):
+        return None
+    try:
+        space = param_space_for(material_from_dict(material))
+    except ConfigError:
+        return None  # loading reports it
+    shader = get_shader(material.get("shader", "sem"))
+    configured = material.get("params") or {}
+    held = {n: v for n, v in shader.introduced.items() if n not in configured}
+    if head.shape[0] == space.dim or head.shape[0] != space.dim - len(held):
+        return None
+    params = dict(configured)
+    for name, value in held.items():
+        low, high = shader.ranges[name]
+        params[name] = {"low": low, "high": high, "learn": False, "value": value}
+    return {**material, "params": params}
 
 
 _SIZE = re.compile(

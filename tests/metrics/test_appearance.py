@@ -93,3 +93,20 @@ def test_difference_of_identical_sets_is_zero() -> None:
     diff = appearance_difference(s, s)
     assert diff["profile_max_abs"] == 0.0
     assert diff["substrate"] == 0.0
+
+
+def test_grain_cv_is_the_spread_of_large_grains_mean_brightness() -> None:
+    shape = (120, 120)
+    inst = np.zeros(shape, np.int32)
+    image = np.full(shape, 0.05)
+    means = [0.4, 0.6, 0.8]
+    for k, (c, m) in enumerate(zip(((30, 30), (30, 85), (85, 60)), means), start=1):
+        disc = _disc(shape, c, 12)  # 449 px: large enough
+        inst[disc], image[disc] = k, m
+    inst[100:110, 5:15], image[100:110, 5:15] = 4, 0.1  # 100 px: too small to count
+    expected = np.std(means) / np.mean(means)
+    assert appearance_stats([(image, inst)]).grain_cv == pytest.approx(expected)
+    equal = np.where(inst > 0, 0.6, 0.05)
+    assert appearance_stats([(equal, inst)]).grain_cv == pytest.approx(0.0, abs=1e-12)
+    two_grains = np.where(inst == 3, 0, inst)
+    assert np.isnan(appearance_stats([(image, two_grains)]).grain_cv)  # fewer than 3: undefined

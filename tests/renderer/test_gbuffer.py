@@ -1,11 +1,12 @@
-"""G-buffer quantities: the fast axis-aligned detector shadow equals the marching reference."""
+"""G-buffer quantities: the fast axis-aligned detector shadow equals the marching reference; edge
+distances; ambient occlusion of convex grains, creases and grain feet."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from diffrendergan.rendering.gbuffer import detector_shadow, edge_distance
+from diffrendergan.rendering.gbuffer import ambient_occlusion, detector_shadow, edge_distance
 
 
 @pytest.mark.parametrize("azimuth", [0.0, 90.0, 180.0, 270.0])
@@ -55,3 +56,52 @@ def test_touching_grains_of_equal_height_share_no_edge_and_border_is_none() -> N
     height = torch.full((1, 12, 24), 5.0)
     d = edge_distance(inst, height, pixel_size_nm=1.0)[0, 0]
     assert (d == 1e4).all()  # a crease between equal grains and the image border are no edges
+
+
+def _spheres(centres_px: list[tuple[float, float]], radius_nm: float, size: int, px: float):
+    """Height (1, H, W) and unit normal (1, 3, H, W) of spheres resting on flat film (z = 0),
+    seen from above; where they overlap the higher surface wins."""
+    y, x = torch.meshgrid(torch.arange(size) * px, torch.arange(size) * px, indexing="ij")
+    height, normal = torch.zeros(size, size), torch.zeros(3, size, size)
+    normal[2] = 1.0
+    for cy, cx in centres_px:
+        dx, dy = x - cx * px, y - cy * px
+        z = torch.sqrt((radius_nm**2 - dx**2 - dy**2).clamp_min(0.0))
+        top = (dx**2 + dy**2 < radius_nm**2) & (radius_nm + z > height)
+        height = torch.where(top, radius_nm + z, height)
+        for k, comp in enumerate((dx, dy, z)):
+            normal[k] = torch.where(top, comp / radius_nm, normal[k])
+    return height[None], normal[None]
+
+
+def test_occlusion_is_zero_on_a_grain_cap_and_open_film_and_high_at_its_foot() -> None:
+    height, normal = _spheres([(24.3, 24.6)], radius_nm=60.0, size=48, px=5.0)
+    occ = ambient_occlusion(height, normal, pixel_size_nm=5.0)[0, 0]
+    cap = (height[0] > 0) & (normal[0, 2] > 0.5)
+    assert occ[cap].max() < 0.01  # a convex surface hides no sky beyond its own tilt
+    assert occ[0, 0] == 0 and occ[47, 47] == 0  # open film, beyond the reach
+    # The steep sidewall's emission hemisphere dips towards the film below it.
+    assert occ[(height[0] > 0) & (normal[0, 2] < 0.2)].min() > 0.05
+    rows, cols = torch.meshgrid(torch.arange(48.0), torch.arange(48.0), indexing="ij")
+    foot = (height[0] == 0) & (torch.hypot(rows - 24.3, cols - 24.6) < 13.5)
+    assert occ[foot].min() > 0.2  # beside the grain a fifth of the sky is wall
+
+
+def test_occlusion_darkens_the_crease_between_touching_grains() -> None:
+    height, normal = _spheres([(24.0, 14.0), (24.0, 33.0)], radius_nm=50.0, size=48, px=5.0)
+    occ = ambient_occlusion(height, normal, pixel_size_nm=5.0)[0, 0]
+    crease = occ[20:29, 23:25]  # the grains meet on the column between x = 23 and 24
+    summits = torch.stack([occ[24, 14], occ[24, 33]])
+    assert crease.mean() > 0.1 and summits.max() < 0.01
+
+
+def test_occlusion_rotates_with_the_surface() -> None:
+    """The eight azimuths are symmetric under a quarter turn: turning the surface (heights and
+    normals) turns the occlusion map exactly."""
+    height, normal = _spheres([(20.2, 15.7), (27.5, 30.1), (12.0, 33.0)], radius_nm=45.0, size=48, px=5.0)
+    occ = ambient_occlusion(height, normal, 5.0)
+    # A quarter turn of the image (rot90 over (H, W)): a vector (x, y) becomes (y, -x).
+    turned_normal = torch.stack([normal[:, 1], -normal[:, 0], normal[:, 2]], 1).rot90(1, (-2, -1))
+    turned = ambient_occlusion(height.rot90(1, (-2, -1)), turned_normal, 5.0)
+    assert occ.max() > 0.2
+    assert torch.allclose(turned, occ.rot90(1, (-2, -1)), atol=1e-5)

@@ -1,0 +1,129 @@
+"""The SE shader's grazing limit and recapture terms: each does what its docstring claims, and a
+checkpoint written before they existed loads with them held at the values that render as before."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from diffrendergan.rendering.gbuffer import GBuffer, build_gbuffer
+from diffrendergan.rendering.rasterize import rasterize_windowed
+from diffrendergan.scene.layout import build_particles
+from diffrendergan.shading import SHADERS
+from diffrendergan.shading.sem import SE_INTRODUCED, SEM_RANGES
+
+
+def _gbuffer(make_material, make_layout) -> GBuffer:
+    """Two touching spheres on film, 48 x 48 px at 1 nm/px."""
+    m = make_material(image_size=48)
+    layout = make_layout([[17.0, 24.0, 0.0, 16.0], [31.0, 24.0, 0.0, 16.0]])
+    maps = rasterize_windowed([build_particles(layout, m)], 48, 1.0, thickness=True)
+    return build_gbuffer(maps, 1.0, azimuth_deg=90.0, texture_seeds=[0])
+
+
+def _params(**values: float) -> dict[str, torch.Tensor]:
+    """Mid-range SE parameters (B = 1) with a flat-signal baseline: no edge, asymmetry, shadow,
+    texture, residue, volume, recapture or grain spread unless given."""
+    p = {k: 0.5 * (lo + hi) for k, (lo, hi) in SEM_RANGES.items()}
+    p.update(edge_gain=0.0, detector_asymmetry=0.0, shadow_strength=0.0, substrate_texture=0.0)
+    p.update(residue_gain=0.0, volume_yield=0.0, occlusion_strength=0.0, grain_spread=0.0)
+    p.update(values)
+    return {k: torch.tensor([v]) for k, v in p.items()}
+
+
+def test_grazing_limit_caps_the_secant_law(make_material, make_layout) -> None:
+    gb = _gbuffer(make_material, make_layout)
+    particle = gb.particle[0, 0] > 0
+    tilt = {"particle_yield": 0.4, "tilt_exponent": 1.0}
+    steep = SHADERS["sem"](gb, _params(grazing_cos=0.15, **tilt))[0, 0][particle]
+    capped = SHADERS["sem"](gb, _params(grazing_cos=0.5, **tilt))[0, 0][particle]
+    flat = SHADERS["sem"](gb, _params(grazing_cos=1.0, **tilt))[0, 0][particle]
+    assert steep.max() / steep.min() > 5.0  # the old floor: silhouettes ~ (1 / 0.15) x the summit
+    assert torch.allclose(capped.max(), torch.tensor(0.4 / 0.5), rtol=1e-5)  # at most 1 / floor
+    assert torch.allclose(flat, torch.full_like(flat, 0.4))  # no tilt contrast left
+
+
+def test_recapture_darkens_by_the_hidden_sky(make_material, make_layout) -> None:
+    gb = _gbuffer(make_material, make_layout)
+    assert gb.occlusion.max() > 0.2  # the crease and the grains' feet
+    open_sky = SHADERS["sem"](gb, _params())
+    lost = SHADERS["sem"](gb, _params(occlusion_strength=0.6))
+    assert torch.allclose(lost, open_sky * (1.0 - 0.6 * gb.occlusion))
+    no_occlusion = replace(gb, occlusion=torch.zeros_like(gb.occlusion))
+    assert torch.equal(SHADERS["sem"](no_occlusion, _params(occlusion_strength=0.6)), open_sky)
+
+
+def test_grain_spread_scales_each_grain_by_its_own_seeded_factor(make_material, make_layout) -> None:
+    gb = _gbuffer(make_material, make_layout)
+    base = SHADERS["sem"](gb, _params())[0, 0]
+    spread = SHADERS["sem"](gb, _params(grain_spread=0.4))[0, 0]
+    ratio = spread / base
+    factors = []
+    for k in (1, 2):
+        own = gb.instance[0] == k
+        assert torch.allclose(ratio[own], ratio[own][0])  # one factor over the whole grain
+        z = gb.grain[0, 0][own][0]
+        assert torch.allclose(ratio[own][0], torch.exp(0.4 * z - 0.08))
+        factors.append(float(ratio[own][0]))
+    assert abs(factors[0] - factors[1]) > 1e-3  # the two grains differ
+    assert torch.equal(spread[gb.instance[0] == 0], base[gb.instance[0] == 0])  # film untouched
+    again = _gbuffer(make_material, make_layout)
+    assert torch.equal(again.grain, gb.grain)  # seeded by the layout
+
+
+def test_introduced_values_render_as_the_old_shader(make_material, make_layout) -> None:
+    """The held values must reproduce the shader as it was: secant floor 0.15, no recapture."""
+    gb = _gbuffer(make_material, make_layout)
+    p = _params(edge_gain=0.3, volume_yield=0.3, shadow_strength=0.3, **SE_INTRODUCED)
+    nz = gb.normal[:, 2:3].clamp(0.15, 1.0)
+    old_tilt = nz.reciprocal().pow(p["tilt_exponent"])
+    new = SHADERS["sem"](gb, p)
+    flat = SHADERS["sem"](gb, {**p, "tilt_exponent": torch.tensor([0.0])})
+    yield_ = p["particle_yield"]
+    assert torch.allclose(new - flat, gb.particle * yield_ * (old_tilt - 1.0) * _shadow(gb, p), atol=1e-6)
+
+
+def _shadow(gb: GBuffer, p: dict[str, torch.Tensor]) -> torch.Tensor:
+    return 1.0 - p["shadow_strength"] * (1.0 - torch.exp(-gb.shadow / 20.0))
+
+
+def test_a_checkpoint_from_before_the_new_parameters_loads_with_them_held(tmp_path: Path) -> None:
+    """Strip the two parameters from a checkpoint's network and hyperparameters, as one written
+    before they existed: it loads, holds them at the old values and predicts the same."""
+    from lightning_checkpoints import save_module_checkpoint
+
+    from diffrendergan.training.gan_module import GANModule
+    from diffrendergan.training.load import load_gan_module
+
+    material = _tio2_small()
+    held = {n: {"low": SEM_RANGES[n][0], "high": SEM_RANGES[n][1], "learn": False, "value": v}
+            for n, v in SE_INTRODUCED.items()}  # fmt: skip
+    torch.manual_seed(0)
+    module = GANModule(
+        {**material, "params": {**material["params"], **held}}, {}, {"layout_pool": 2, "n_eval": 2}
+    )
+    path = save_module_checkpoint(module, tmp_path / "old.ckpt")
+    ckpt = torch.load(path, weights_only=True)
+    ckpt["hyper_parameters"]["material"] = material  # no mention of the new parameters
+    torch.save(ckpt, path)
+    loaded = load_gan_module(path).eval()
+    space = loaded.generator.space
+    assert {n: space.ranges[n].fixed_value for n in SE_INTRODUCED} == SE_INTRODUCED
+    assert not any(space.ranges[n].learn for n in SE_INTRODUCED)
+    layouts = module.generator.layouts([1, 2])
+    module.eval()
+    with torch.no_grad():
+        a = module.generator(layouts, torch.Generator().manual_seed(0)).image
+        b = loaded.generator(layouts, torch.Generator().manual_seed(0)).image
+    assert torch.equal(a, b)
+
+
+def _tio2_small() -> dict:
+    import yaml
+    from lightning_checkpoints import ROOT
+
+    raw = yaml.safe_load((ROOT / "configs" / "material" / "tio2.yaml").read_text())
+    raw.update(image_size=64, count={"kind": "uniform", "low": 2, "high": 3})
+    return raw
