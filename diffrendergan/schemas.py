@@ -202,6 +202,7 @@ class ExportSchema:
     enabled: bool = True
     n_images: int = 32
     batch_size: int = 8
+    widen: float = 0.0
 
 
 @dataclass
@@ -528,6 +529,7 @@ def check_run(cfg: DictConfig) -> None:
     e = typed(ExportSchema, cfg.export, "export")
     at_least("export.n_images", e.n_images, 1)
     at_least("export.batch_size", e.batch_size, 1)
+    fraction("export.widen", e.widen)
     if cfg.data.real_dir not in (None, ""):
         check_real_dir(cfg.data.real_dir)
     check_labeled_dir(cfg.data.labeled_dir)

@@ -108,3 +108,11 @@ def test_entry_point_list_is_complete() -> None:
     tops = {p.stem for p in CONFIGS.glob("*.yaml")} - {"run"}
     assert tops == set(ENTRY_POINTS), "a new entry point config: add it to ENTRY_POINTS"
     assert {"material", "experiment", "renderer", "trainer", "logger"} <= groups
+
+
+def test_export_widen_is_a_fraction_and_the_real_profile_widens() -> None:
+    base = ["+material=tio2", "paths.cache_dir=/tmp", "paths.output_dir=/tmp"]
+    assert _compose("run", [*base, "experiment=real"]).export.widen == 0.5
+    assert _compose("run", base).export.widen == 0.0
+    with pytest.raises(ConfigError, match=r"export\.widen"):
+        check_run(_compose("run", [*base, "export.widen=1.5"]))

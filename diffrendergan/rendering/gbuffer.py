@@ -214,16 +214,18 @@ def ambient_occlusion(
     hh, ww = h.shape[-2:]
     nz = normal[:, 2:3].clamp_min(0.05)
     total = torch.zeros_like(h)
+    rise = torch.empty_like(h)
     for k in range(OCCLUSION_DIRECTIONS):
         angle = 2 * math.pi * k / OCCLUSION_DIRECTIONS
         dx, dy = math.cos(angle), math.sin(angle)
-        tangent = -(normal[:, 0:1] * dx + normal[:, 1:2] * dy) / nz  # height gain per nm along (dx, dy)
         horizon = torch.full_like(h, -math.inf)  # largest height gain per nm to any pixel ahead
         for t in range(1, steps + 1):
             ox, oy = round(t * dx), round(t * dy)
             ahead = big[..., steps + oy : steps + oy + hh, steps + ox : steps + ox + ww]
-            horizon = torch.maximum(horizon, (ahead - h) / (math.hypot(ox, oy) * pixel_size_nm))
-        total += (_sine(horizon) - _sine(tangent)).clamp_min(0.0)
+            torch.sub(ahead, h, out=rise).mul_(1.0 / (math.hypot(ox, oy) * pixel_size_nm))
+            torch.maximum(horizon, rise, out=horizon)
+        tangent = (normal[:, 0:1] * dx + normal[:, 1:2] * dy).div_(nz).neg_()  # height gain per nm
+        total += (_sine(horizon) - _sine(tangent)).clamp_min_(0.0)
     return total / OCCLUSION_DIRECTIONS
 
 
@@ -236,15 +238,13 @@ def grain_values(seeds: list[int], instance: torch.Tensor) -> torch.Tensor:
     """One seeded standard-normal value per particle of each image, painted over its pixels (0 on
     the substrate). Particle k's value depends only on the layout's seed and k, so it is the same
     at every supersampling scale and in every epoch. instance (B, H, W) -> (B, 1, H, W)."""
-    out = torch.zeros(instance.shape, dtype=torch.float32)
+    inst = instance.cpu().numpy()
+    out = np.zeros(inst.shape, dtype=np.float32)
     for b, seed in enumerate(seeds):
-        n = int(instance[b].max()) + 1
-        z = torch.from_numpy(
-            np.random.default_rng(int(seed) + 15_485_863).standard_normal(n).astype(np.float32)
-        )
+        z = np.random.default_rng(int(seed) + 15_485_863).standard_normal(int(inst[b].max()) + 1)
         z[0] = 0.0
-        out[b] = z[instance[b].cpu()]
-    return out[:, None]
+        out[b] = z.astype(np.float32)[inst[b]]
+    return torch.from_numpy(out)[:, None]
 
 
 def substrate_texture(seeds: list[int], size: int, scale_px: float = 8.0) -> torch.Tensor:

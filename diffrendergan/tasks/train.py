@@ -290,7 +290,11 @@ def export_and_evaluate(cfg: DictConfig, module: GANModule, real: RealData, out_
         module.export_generator().to("cuda" if on_gpu else "cpu"),  # fit hands the module back on the CPU
         export_dir,
         int(cfg.export.n_images),
-        ExportOptions(seed=int(cfg.seed), batch_size=int(cfg.export.batch_size)),
+        ExportOptions(
+            seed=int(cfg.seed),
+            batch_size=int(cfg.export.batch_size),
+            widen=float(cfg.export.get("widen", 0.0)),
+        ),
     )
     out["export"] = {"dir": str(export_dir), **{k: v for k, v in res.items() if k != "out_dir"}}
     if real.labeled_dir is not None:
