@@ -33,6 +33,13 @@ class Shader:
     domains: Mapping[str, Domain] = field(default_factory=dict)
     introduced: Mapping[str, float] = field(default_factory=dict)
 
+    def introduced_held(self) -> dict[str, dict[str, float | bool]]:
+        """``material.params`` entries that hold every introduced parameter at its old value."""
+        return {
+            name: {"low": self.ranges[name][0], "high": self.ranges[name][1], "learn": False, "value": value}
+            for name, value in self.introduced.items()
+        }
+
     def __call__(self, gb: GBuffer, params: Params) -> torch.Tensor:
         missing = [k for k in self.ranges if k not in params]
         if missing:

@@ -293,7 +293,7 @@ def export_and_evaluate(cfg: DictConfig, module: GANModule, real: RealData, out_
         ExportOptions(
             seed=int(cfg.seed),
             batch_size=int(cfg.export.batch_size),
-            widen=float(cfg.export.get("widen", 0.0)),
+            widen=float(cfg.export.widen),
         ),
     )
     out["export"] = {"dir": str(export_dir), **{k: v for k, v in res.items() if k != "out_dir"}}

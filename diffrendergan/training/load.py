@@ -65,19 +65,16 @@ def material_with_introduced_held(hparams: dict[str, Any], state_dict: dict[str,
     if head is None or not isinstance(material, dict):
         return None
     try:
-        space = param_space_for(material_from_dict(material))
+        parsed = material_from_dict(material)
     except ConfigError:
         return None  # loading reports it
-    shader = get_shader(material.get("shader", "sem"))
+    shader = get_shader(parsed.shader)
     configured = material.get("params") or {}
-    held = {n: v for n, v in shader.introduced.items() if n not in configured}
-    if head.shape[0] == space.dim or head.shape[0] != space.dim - len(held):
+    held = {n: v for n, v in shader.introduced_held().items() if n not in configured}
+    dim = param_space_for(parsed).dim
+    if head.shape[0] == dim or head.shape[0] != dim - len(held):
         return None
-    params = dict(configured)
-    for name, value in held.items():
-        low, high = shader.ranges[name]
-        params[name] = {"low": low, "high": high, "learn": False, "value": value}
-    return {**material, "params": params}
+    return {**material, "params": {**configured, **held}}
 
 
 _SIZE = re.compile(

@@ -98,8 +98,7 @@ def test_a_checkpoint_from_before_the_new_parameters_loads_with_them_held(tmp_pa
     from diffrendergan.training.load import load_gan_module
 
     material = _tio2_small()
-    held = {n: {"low": SEM_RANGES[n][0], "high": SEM_RANGES[n][1], "learn": False, "value": v}
-            for n, v in SE_INTRODUCED.items()}  # fmt: skip
+    held = SHADERS["sem"].introduced_held()
     torch.manual_seed(0)
     module = GANModule(
         {**material, "params": {**material["params"], **held}}, {}, {"layout_pool": 2, "n_eval": 2}

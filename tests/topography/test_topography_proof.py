@@ -24,7 +24,7 @@ from diffrendergan.data.datasets import RealPatchDataModule
 from diffrendergan.data.demo import ensure_demo
 from diffrendergan.data.patches import PatchOptions, prepare_patches
 from diffrendergan.models.topography import law_summary
-from diffrendergan.shading.sem import SE_INTRODUCED, SEM_RANGES
+from diffrendergan.shading import SHADERS
 from diffrendergan.training.gan_module import GANModule
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,10 +45,7 @@ def fitted(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict]:
     # The demo renders without the SE terms added on 2026-12-04 (its truth holds them at the values
     # that switch them off): held there, this measures the law, not 400 steps of learning three
     # more nuisance parameters (left free, sigma came out +10.2 % in one run).
-    raw["params"] = {**raw.get("params", {}), **{
-        n: {"low": SEM_RANGES[n][0], "high": SEM_RANGES[n][1], "learn": False, "value": v}
-        for n, v in SE_INTRODUCED.items()
-    }}  # fmt: skip
+    raw["params"] = {**raw.get("params", {}), **SHADERS[raw["shader"]].introduced_held()}
     mat = material_from_dict(raw)
     demo = ensure_demo(mat, tmp / "cache", n_unlabeled=16, size=2 * size)
     raw["placement"]["guard"] = 0.25  # the patches are crops: render windows of a larger specimen
