@@ -132,36 +132,46 @@ def gan_step_figures(batch: int, repeats: int) -> dict:
     }
 
 
-def scene_figures(batch: int = 4, steps: int = 12, skip: int = 2) -> dict:
+def scene_figures(
+    batch: int = 4, steps: int = 12, skip: int = 2, device: str = "cpu", workers: tuple[int, ...] = (0, 1)
+) -> dict:
     """TiO2 GAN steps (batch ``batch``, 256 px) with a fresh layout for every image
     (``layout_pool: 0``), fed by the training scene loader (:mod:`diffrendergan.data.scenes`) with
-    0 workers (layouts drawn and rasterized inside the step) or 1 worker (while the previous step
-    runs), against the step with cached layouts. Per-step figures are the mean wall time of
-    ``steps - skip`` steps, so that waiting for the loader counts."""
+    0 workers (layouts drawn and rasterized inside the step, on ``device``) or N workers (on the
+    CPU, while the previous steps run), against the step with cached layouts. Per-step figures are
+    the mean wall time of ``steps - skip`` steps, so that waiting for the loader counts."""
     m = load_material("tio2")
-    bench = StepBench(m, RendererConfig(), batch)
+    bench = StepBench(m, RendererConfig(), batch, device)
     stream = SceneStream(ScenePlan(seed=0, pool=0), m, RendererConfig())
+    on_gpu = device != "cpu"
 
-    def per_step(workers: int) -> float:
-        loader = iter(replace(stream, workers=workers).loader(n_real=batch * steps, batch_size=batch))
+    def sync() -> None:
+        if on_gpu:
+            torch.cuda.synchronize()
+
+    def per_step(n_workers: int) -> float:
+        loader = replace(stream, workers=n_workers).loader(batch * steps, batch, on_gpu=on_gpu)
+        scenes = iter(loader)
         for _ in range(skip):
-            bench.scene_step(next(loader))
+            bench.scene_step(next(scenes))
+        sync()
         t = time.perf_counter()
-        for scenes in loader:
-            bench.scene_step(scenes)
+        for batch_scenes in scenes:
+            bench.scene_step(batch_scenes)
+        sync()
         return (time.perf_counter() - t) / (steps - skip)
 
-    cached = median_time(bench.full, 5)
-    in_step, worker = per_step(0), per_step(1)
-    return {
-        "material": "tio2",
-        "batch": batch,
-        "cached_layouts_s": cached,
-        "fresh_in_step_s": in_step,
-        "fresh_one_worker_s": worker,
-        "fresh_in_step_over_cached": in_step / cached,
-        "fresh_one_worker_over_cached": worker / cached,
-    }
+    def cached_step() -> None:
+        bench.full()
+        sync()
+
+    cached = median_time(cached_step, 5)
+    out: dict = {"material": "tio2", "batch": batch, "device": device, "cached_layouts_s": cached}
+    for n in workers:
+        name = "fresh_in_step" if n == 0 else f"fresh_{n}_worker" + "s" * (n > 1)
+        out[f"{name}_s"] = per_step(n)
+        out[f"{name}_over_cached"] = out[f"{name}_s"] / cached
+    return out
 
 
 def export_figure(n_images: int = 16, particles: int = 30) -> dict:
@@ -207,6 +217,39 @@ def vertex_normal_figure(repeats: int) -> dict:
     diff = (vertex_normals(v, f) - Meshes(verts=v, faces=f).verts_normals_padded()).abs().max()
     return {"particles": int(v.shape[0]), "ours_ms": 1e3 * ours, "pytorch3d_ms": 1e3 * library,
             "pytorch3d_over_ours": library / ours, "max_abs_difference": float(diff)}  # fmt: skip
+
+
+def detector_blur_figure(repeats: int) -> dict:
+    """The detector's per-image probe blur, forward + backward with sigma learned, at 256 px
+    (batch 8, training) and 1024 px (batch 1, a large export): ours (shifted-slice sums) vs
+    ``kornia.filters.gaussian_blur2d`` with a per-image sigma (same kernel and reflect padding,
+    same values); ours is kept while it is not slower at either size."""
+    from kornia.filters import gaussian_blur2d
+
+    from diffrendergan.noise.detector import gaussian_blur
+
+    out: dict = {}
+    for batch, size in ((8, 256), (1, 1024)):
+        x = torch.rand(batch, 1, size, size)
+        sigma = torch.linspace(0.3, 1.8, batch).requires_grad_(True)
+
+        def ours(x=x, sigma=sigma) -> torch.Tensor:
+            return gaussian_blur(x, sigma, radius=5)
+
+        def library(x=x, sigma=sigma) -> torch.Tensor:
+            return gaussian_blur2d(x, (11, 11), sigma[:, None].expand(-1, 2), border_type="reflect")
+
+        t_ours = median_time(lambda fn=ours: fn().square().mean().backward(), 3 * repeats)
+        t_lib = median_time(lambda fn=library: fn().square().mean().backward(), 3 * repeats)
+        with torch.no_grad():
+            diff = float((ours() - library()).abs().max())
+        out[f"batch{batch}_{size}px"] = {
+            "ours_ms": 1e3 * t_ours,
+            "kornia_ms": 1e3 * t_lib,
+            "kornia_over_ours": t_lib / t_ours,
+            "max_abs_difference": diff,
+        }
+    return out
 
 
 def soft_coverage_figure(repeats: int) -> dict:
@@ -322,6 +365,7 @@ def cuda_figures(repeats: int, gpu: str = "cuda") -> dict:
             export_dataset(g, Path(tmp) / "out", 32, ExportOptions(seed=0, batch_size=16, progress=False))
             rate[dev] = 32 / (time.perf_counter() - t)
     out["export_256px_30p_images_per_s"] = {**rate, "speedup": rate[gpu] / rate["cpu"]}
+    out["fresh_layouts_tio2_batch8"] = scene_figures(8, 14, 4, gpu, (0, 4, 12))
     return out
 
 
@@ -380,12 +424,13 @@ def main(argv: list[str] | None = None) -> dict:
     res["layout_over_disc_step"] = res["layout_sample_ms"]["tio2"] / 1e3 / step1["disc_step_s"]
     res["batch8"] = gan_step_figures(8, max(3, args.repeats // 2))
     res["fresh_layouts"] = scene_figures()
-    res["fresh_over_cached"] = res["fresh_layouts"]["fresh_one_worker_over_cached"]
+    res["fresh_over_cached"] = res["fresh_layouts"]["fresh_1_worker_over_cached"]
     res.update(export_figure())
     sio2 = load_material("sio2")
     res["render_256"] = [render_figures(sio2, n, 256, args.repeats) for n in (10, 50, 200)]
     res["soft_coverage"] = soft_coverage_figure(args.repeats)
     res["vertex_normals"] = vertex_normal_figure(args.repeats)
+    res["detector_blur"] = detector_blur_figure(args.repeats)
     if args.full:
         res["scaling_pixels"] = [render_figures(sio2, 50, s, 3) for s in (256, 512, 1024)]
         res["peak_rss_gb"] = {

@@ -35,9 +35,9 @@ DETECTOR_DOMAINS = {
 def gaussian_blur(x: torch.Tensor, sigma_px: torch.Tensor, radius: int = 5) -> torch.Tensor:
     """Per-image separable Gaussian blur, differentiable in sigma. x (B, 1, H, W), sigma (B,).
 
-    Written as weighted sums of shifted slices (2 x (2r+1) full-image multiply-adds) rather than a
-    grouped convolution: same result, cost linear in pixels, and 3-9x faster forward+backward on CPU
-    (a grouped conv2d's backward grows superlinearly with the image size).
+    Written as weighted sums of shifted slices (2 x (2r+1) full-image multiply-adds) rather than
+    ``kornia.filters.gaussian_blur2d`` (a convolution): same values (4e-7), as fast at 256 px and
+    about 5x faster forward+backward at 1024 px on a 2-core CPU (`make bench`, ``detector_blur``).
     """
     t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
     k = torch.exp(-0.5 * (t[None] / sigma_px[:, None].clamp_min(1e-3)) ** 2)

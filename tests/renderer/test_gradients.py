@@ -11,7 +11,7 @@ import torch
 from torch.autograd import gradcheck
 
 from diffrendergan.config import MaterialConfig, RendererConfig
-from diffrendergan.noise.detector import add_noise, optics
+from diffrendergan.noise.detector import add_noise, gaussian_blur, optics
 from diffrendergan.rendering.gbuffer import GBuffer, build_gbuffer
 from diffrendergan.rendering.rasterize import rasterize_windowed
 from diffrendergan.rendering.renderer import MicroscopyRenderer, param_space_for
@@ -97,6 +97,20 @@ def test_optics_gradcheck() -> None:
     flat = torch.full((2, 1, SIZE, SIZE), 0.4, dtype=torch.float64)
     out = fn(flat, blur, torch.ones(2, dtype=torch.float64), torch.zeros(2, dtype=torch.float64))
     assert torch.allclose(out, flat)
+
+
+def test_probe_blur_matches_kornia() -> None:
+    """Our shifted-slice blur (kept for speed at 1024 px, see `make bench`) against the library's
+    Gaussian blur with the same per-image sigma, kernel size and reflect padding."""
+    from kornia.filters import gaussian_blur2d
+
+    x = torch.rand(3, 1, 40, 33, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    sigma = torch.tensor([0.3, 1.0, 2.2], dtype=torch.float64)
+    for radius in (2, 5):
+        ours = gaussian_blur(x, sigma, radius=radius)
+        kernel = (2 * radius + 1, 2 * radius + 1)
+        theirs = gaussian_blur2d(x, kernel, sigma[:, None].expand(-1, 2), border_type="reflect")
+        assert torch.allclose(ours, theirs, atol=1e-12), (ours - theirs).abs().max()
 
 
 def test_add_noise_gradcheck() -> None:
