@@ -140,7 +140,6 @@ class ModelSchema:
     lr_decay: str = "constant"
     lr_end_factor: float = 0.1
     particle_weight: float = 0.0
-    bright_weight: float = 0.0
     topography: TopographySchema = field(default_factory=TopographySchema)
 
 
@@ -425,7 +424,6 @@ def check_model(node: Any, key: str = "model") -> ModelSchema:
     fraction(f"{key}.topography.average_from", t.average_from)
     fraction(f"{key}.ema_decay", m.ema_decay, upper_open=True)
     at_least(f"{key}.particle_weight", m.particle_weight, 0.0)
-    at_least(f"{key}.bright_weight", m.bright_weight, 0.0)
     if d.norm not in D_NORMS:
         raise ConfigError(f"{key}.discriminator.norm", f"expected one of {D_NORMS}, got {d.norm!r}")
     if m.lr_decay not in LR_DECAYS:

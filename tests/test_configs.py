@@ -116,11 +116,3 @@ def test_export_widen_is_a_fraction_and_the_real_profile_widens() -> None:
     assert _compose("run", base).export.widen == 0.0
     with pytest.raises(ConfigError, match=r"export\.widen"):
         check_run(_compose("run", [*base, "export.widen=1.5"]))
-
-
-@pytest.mark.parametrize("key", ["model.particle_weight", "model.bright_weight"])
-def test_patch_weights_must_not_be_negative(key: str) -> None:
-    base = ["+material=tio2", "paths.cache_dir=/tmp", "paths.output_dir=/tmp"]
-    check_run(_compose("run", [*base, f"{key}=2.0"]))
-    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
-        check_run(_compose("run", [*base, f"{key}=-1"]))

@@ -20,7 +20,6 @@ import torch
 from diffrendergan.config import material_from_dict, renderer_from_dict
 from diffrendergan.data.scenes import SceneBatch, ScenePlan, SceneStream
 from diffrendergan.metrics.realism import GreyLevelW1, SlicedWasserstein
-from diffrendergan.models.gan_losses import bright_patch_weight
 from diffrendergan.models.generator import Generator
 from diffrendergan.models.topography import Topography
 from diffrendergan.scene.sampler import LayoutSampler, Scenes
@@ -61,9 +60,7 @@ class GANModule(pl.LightningModule):
             rates fall linearly to that fraction over the run: a GAN settles instead of swinging
             at full step size), ``particle_weight`` w (the generator's loss weights each
             discriminator patch by 1 + w * its particle coverage, so the particles' appearance,
-            not only the substrate's, drives the generator), ``bright_weight`` (the
-            discriminator's loss weights each patch, real and rendered alike, by 1 + w * its
-            fraction of bright pixels: real patches have no masks), ``topography.*`` (learning the size
+            not only the substrate's, drives the generator), ``topography.*`` (learning the size
             law: ``warmup_epochs`` of appearance-only training first, so its first gradients
             come from a discriminator that already compares plausible images; ``average_from``,
             the fraction of the law-learning epochs after which every step enters the reported
@@ -187,16 +184,6 @@ class GANModule(pl.LightningModule):
         coverage = gbuffer.particle
         return 1.0 + w * torch.nn.functional.adaptive_avg_pool2d(coverage, tuple(grid)).to(self.device)
 
-    def _bright_weights(
-        self, real: torch.Tensor, fake: torch.Tensor, grid: torch.Size
-    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """The discriminator's per-patch weights of the real and the rendered batch (None, None
-        when ``bright_weight`` is 0): see :func:`~diffrendergan.models.gan_losses.bright_patch_weight`."""
-        w = float(self.spec.bright_weight)
-        if w == 0:
-            return None, None
-        return bright_patch_weight(real, tuple(grid), w), bright_patch_weight(fake, tuple(grid), w)
-
     def _in_averaging_tail(self) -> bool:
         """Whether this epoch belongs to the averaged tail of the law's trajectory (never when the
         run has no epoch limit: then the EMA is reported)."""
@@ -230,7 +217,7 @@ class GANModule(pl.LightningModule):
         with self.toggled_optimizer(opt_d):
             d_real = self.discriminator(real)
             d_fake = self.discriminator(fake.detach())
-            loss_d = self.d_loss_fn(d_real, d_fake, *self._bright_weights(real, fake, d_real.shape[-2:]))
+            loss_d = self.d_loss_fn(d_real, d_fake)
             opt_d.zero_grad()
             self.manual_backward(loss_d)
             opt_d.step()

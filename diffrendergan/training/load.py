@@ -38,15 +38,7 @@ def load_gan_module(checkpoint: str | Path):  # -> GANModule (import kept local:
         ) from None
 
 
-_UNCHANGED_MODEL_KEYS = (
-    "layout_pool",
-    "n_eval",
-    "ema_decay",
-    "lr_decay",
-    "lr_end_factor",
-    "particle_weight",
-    "bright_weight",
-)
+_UNCHANGED_MODEL_KEYS = ("layout_pool", "n_eval", "ema_decay", "lr_decay", "lr_end_factor", "particle_weight")
 
 
 def model_from_flat_hparams(hparams: dict[str, Any]) -> dict[str, Any]:

@@ -213,25 +213,3 @@ def test_particle_weighted_generator_loss() -> None:
     coverage = module.generator.renderer.gbuffer(layouts).particle.mean((1, 2, 3))
     assert w.shape == (2, 1, 8, 8) and w.min() >= 1.0
     assert torch.allclose(w.mean((1, 2, 3)), 1.0 + 4.0 * coverage, atol=1e-5)  # area-weighted
-
-
-def test_bright_weighted_discriminator_loss() -> None:
-    """The discriminator's weights come from the image alone (the same rule for real and fake), so
-    a bright cell counts more on both sides; weight 0 leaves the plain mean."""
-    from diffrendergan.models.gan_losses import bright_patch_weight, lsgan_d
-
-    image = torch.zeros(1, 1, 8, 8)
-    image[..., :4, :4] = torch.linspace(0.5, 1.0, 16).reshape(4, 4)  # bright top-left quarter
-    w = bright_patch_weight(image, (2, 2), 4.0)
-    bright = (image > torch.quantile(image.flatten(), 0.85)).float()  # the 10 brightest of 64
-    expected = 1.0 + 4.0 * bright.reshape(2, 4, 2, 4).mean((1, 3))
-    assert torch.allclose(w[0, 0], expected) and w[0, 0, 0, 0] > 1.0 and (w[0, 0].flatten()[1:] == 1.0).all()
-    real, fake = torch.tensor([[[[0.0, 1.0], [1.0, 1.0]]]]), torch.zeros(1, 1, 2, 2)
-    assert float(lsgan_d(real, fake)) == pytest.approx(0.5 * 0.25)
-    assert float(lsgan_d(real, fake, w, w)) == pytest.approx(0.5 * float(w[0, 0, 0, 0]) / float(w.sum()))
-    module = GANModule(small_material(), {}, {"layout_pool": 4, "n_eval": 2, "bright_weight": 2.0})
-    w_real, w_fake = module._bright_weights(image, image.flip(-1), torch.Size((2, 2)))
-    assert torch.allclose(w_real.flip(-1), w_fake) and float(w_real.max()) > 1.0
-    assert GANModule(small_material(), {}, {"layout_pool": 4, "n_eval": 2})._bright_weights(
-        image, image, torch.Size((2, 2))
-    ) == (None, None)
