@@ -132,6 +132,12 @@ def gan_step_figures(batch: int, repeats: int) -> dict:
     }
 
 
+def synchronize(device: str) -> None:
+    """Wait for a GPU's queued kernels, so that wall time counts them (no-op on the CPU)."""
+    if device != "cpu":
+        torch.cuda.synchronize()
+
+
 def scene_figures(
     batch: int = 4, steps: int = 12, skip: int = 2, device: str = "cpu", workers: tuple[int, ...] = (0, 1)
 ) -> dict:
@@ -145,25 +151,21 @@ def scene_figures(
     stream = SceneStream(ScenePlan(seed=0, pool=0), m, RendererConfig())
     on_gpu = device != "cpu"
 
-    def sync() -> None:
-        if on_gpu:
-            torch.cuda.synchronize()
-
     def per_step(n_workers: int) -> float:
         loader = replace(stream, workers=n_workers).loader(batch * steps, batch, on_gpu=on_gpu)
         scenes = iter(loader)
         for _ in range(skip):
             bench.scene_step(next(scenes))
-        sync()
+        synchronize(device)
         t = time.perf_counter()
         for batch_scenes in scenes:
             bench.scene_step(batch_scenes)
-        sync()
+        synchronize(device)
         return (time.perf_counter() - t) / (steps - skip)
 
     def cached_step() -> None:
         bench.full()
-        sync()
+        synchronize(device)
 
     cached = median_time(cached_step, 5)
     out: dict = {"material": "tio2", "batch": batch, "device": device, "cached_layouts_s": cached}
@@ -323,8 +325,7 @@ def cuda_figures(repeats: int, gpu: str = "cuda") -> dict:
     def timed(fn: Callable[[], object], n: int = repeats) -> float:
         def synced() -> None:
             fn()
-            if gpu == "cuda":
-                torch.cuda.synchronize()
+            synchronize(gpu)
 
         return median_time(synced, n)
 

@@ -110,17 +110,18 @@ def test_entry_point_list_is_complete() -> None:
     assert {"material", "experiment", "renderer", "trainer", "logger"} <= groups
 
 
+RUN_BASE = ["+material=tio2", "paths.cache_dir=/tmp", "paths.output_dir=/tmp"]
+
+
 def test_export_widen_is_a_fraction_and_the_real_profile_widens() -> None:
-    base = ["+material=tio2", "paths.cache_dir=/tmp", "paths.output_dir=/tmp"]
-    real = _compose("run", [*base, "experiment=real"])
+    real = _compose("run", [*RUN_BASE, "experiment=real"])
     assert real.export.widen == 0.5 and real.model.discriminator.n_layers == 2  # a ~34 px verdict
-    assert _compose("run", base).export.widen == 0.0
+    assert _compose("run", RUN_BASE).export.widen == 0.0
     with pytest.raises(ConfigError, match=r"export\.widen"):
-        check_run(_compose("run", [*base, "export.widen=1.5"]))
+        check_run(_compose("run", [*RUN_BASE, "export.widen=1.5"]))
 
 
 def test_particle_weight_must_not_be_negative() -> None:
-    base = ["+material=tio2", "paths.cache_dir=/tmp", "paths.output_dir=/tmp"]
-    check_run(_compose("run", [*base, "model.particle_weight=2.0"]))
+    check_run(_compose("run", [*RUN_BASE, "model.particle_weight=2.0"]))
     with pytest.raises(ConfigError, match=r"model\.particle_weight"):
-        check_run(_compose("run", [*base, "model.particle_weight=-1"]))
+        check_run(_compose("run", [*RUN_BASE, "model.particle_weight=-1"]))
