@@ -30,6 +30,7 @@ import tifffile
 import torch
 
 from diffrendergan.config import MaterialConfig, RendererConfig
+from diffrendergan.noise.detector import DETECTOR_INTRODUCED
 from diffrendergan.rendering.masks import BOUNDARY
 from diffrendergan.rendering.renderer import MicroscopyRenderer
 from diffrendergan.scene.laws import size_law_moments
@@ -42,7 +43,8 @@ DEMO_GUARD = 0.25  # guard band of the demo micrographs (fraction of their side)
 DATA_BAR_ROWS = 40
 
 # Hidden "true" rendering parameters per material (physical units; unlisted ones: range midpoint).
-# The SE terms added later are held at the values that render as before (SE_INTRODUCED), so the
+# The SE and detector terms added later are held at the values that render as before (SE_INTRODUCED,
+# DETECTOR_INTRODUCED), so the
 # demo images, and every figure measured on them, stay what they were.
 DEMO_TRUTH: dict[str, dict[str, float]] = {
     "tio2": {
@@ -50,21 +52,21 @@ DEMO_TRUTH: dict[str, dict[str, float]] = {
         "edge_length_nm": 14.0, "detector_asymmetry": 0.05, "shadow_strength": 0.1,
         "substrate_texture": 0.12, "blur_px": 0.9, "gain": 1.0, "offset": 0.0,
         "shot_noise": 0.06, "read_noise": 0.03, "volume_yield": 0.0, "volume_length_nm": 100.0,
-        "residue_gain": 0.0, **SE_INTRODUCED,
+        "residue_gain": 0.0, **SE_INTRODUCED, **DETECTOR_INTRODUCED,
     },
     "sio2": {
         "particle_yield": 0.35, "substrate_yield": 0.08, "tilt_exponent": 1.1, "edge_gain": 0.6,
         "edge_length_nm": 5.0, "detector_asymmetry": 0.05, "shadow_strength": 0.05,
         "substrate_texture": 0.1, "blur_px": 1.0, "gain": 1.0, "offset": 0.0,
         "shot_noise": 0.08, "read_noise": 0.04, "volume_yield": 0.0, "volume_length_nm": 100.0,
-        "residue_gain": 0.0, **SE_INTRODUCED,
+        "residue_gain": 0.0, **SE_INTRODUCED, **DETECTOR_INTRODUCED,
     },
     "agnw": {
         "particle_yield": 0.45, "substrate_yield": 0.1, "tilt_exponent": 0.8, "edge_gain": 0.3,
         "edge_length_nm": 10.0, "detector_asymmetry": 0.2, "shadow_strength": 0.3,
         "substrate_texture": 0.15, "blur_px": 1.0, "gain": 1.0, "offset": 0.0,
         "shot_noise": 0.07, "read_noise": 0.03, "volume_yield": 0.0, "volume_length_nm": 100.0,
-        "residue_gain": 0.0, **SE_INTRODUCED,
+        "residue_gain": 0.0, **SE_INTRODUCED, **DETECTOR_INTRODUCED,
     },
 }  # fmt: skip
 

@@ -3,6 +3,13 @@
 Noise is reparameterised (x + σ(params) · ε with ε ~ N(0, 1) drawn independently of the
 parameters), so gradients reach the noise levels. Shot noise uses the Gaussian limit of Poisson
 statistics: variance proportional to the signal.
+
+Real SEM noise is not white: the detector's amplifier bandwidth and the scan's overlapping dwell
+spots correlate neighbouring pixels. On the Rühle TiO2 SEM substrate the high-passed noise has a
+lag-1 correlation of 0.35 (along rows) / 0.30 (along columns) and none at lag 2, what a Gaussian of
+σ ≈ 0.55 px gives. The noise field is therefore smoothed by a Gaussian of learned σ
+(``noise_corr_px``) and rescaled to keep its per-pixel standard deviation, so the shot and read
+levels keep their meaning; σ = 0 is white noise, as before the parameter existed.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ DETECTOR_RANGES = {
     "offset": (-0.05, 0.1),
     "shot_noise": (0.0, 0.15),
     "read_noise": (0.0, 0.08),
+    "noise_corr_px": (0.0, 1.0),
 }
 
 # Blur and noise levels are standard deviations, the gain a factor: non-negative. Images live in
@@ -29,7 +37,19 @@ DETECTOR_DOMAINS = {
     "offset": Domain(-1.0, 1.0, meaning="detector offset, image units"),
     "shot_noise": Domain(0.0, meaning="shot-noise level"),
     "read_noise": Domain(0.0, meaning="read-noise sigma"),
+    "noise_corr_px": Domain(0.0, meaning="correlation length (Gaussian sigma) of the noise, px"),
 }
+
+# Detector parameters added after checkpoints were written, with the values that render as those
+# did (white noise); see ``Shader.introduced``.
+DETECTOR_INTRODUCED = {"noise_corr_px": 0.0}
+
+
+def gaussian_kernel(sigma_px: torch.Tensor, radius: int, like: torch.Tensor) -> torch.Tensor:
+    """Per-image normalised 1-D Gaussian taps (B, 2r+1) for sigma (B,); sigma -> 0 is a delta."""
+    t = torch.arange(-radius, radius + 1, dtype=like.dtype, device=like.device)
+    k = torch.exp(-0.5 * (t[None] / sigma_px[:, None].clamp_min(1e-3)) ** 2)
+    return k / k.sum(1, keepdim=True)
 
 
 def gaussian_blur(x: torch.Tensor, sigma_px: torch.Tensor, radius: int = 5) -> torch.Tensor:
@@ -39,9 +59,7 @@ def gaussian_blur(x: torch.Tensor, sigma_px: torch.Tensor, radius: int = 5) -> t
     ``kornia.filters.gaussian_blur2d`` (a convolution): same values (4e-7), as fast at 256 px and
     about 5x faster forward+backward at 1024 px on a 2-core CPU (`make bench`, ``detector_blur``).
     """
-    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
-    k = torch.exp(-0.5 * (t[None] / sigma_px[:, None].clamp_min(1e-3)) ** 2)
-    k = (k / k.sum(1, keepdim=True))[:, :, None, None, None]  # (B, 2r+1, 1, 1, 1)
+    k = gaussian_kernel(sigma_px, radius, x)[:, :, None, None, None]  # (B, 2r+1, 1, 1, 1)
     h, w = x.shape[-2:]
     xp = F.pad(x, (radius, radius, radius, radius), mode="reflect")
     rows = sum(k[:, i] * xp[..., :, i : i + w] for i in range(2 * radius + 1))  # (B, 1, H+2r, W)
@@ -56,14 +74,30 @@ def optics(signal: torch.Tensor, p: Params, supersample: int = 1) -> torch.Tenso
     return per_image(p["gain"]) * x + per_image(p["offset"])
 
 
+NOISE_RADIUS = 3  # 3 σ of the widest noise correlation allowed by default (1 px)
+
+
+def correlated(noise: torch.Tensor, sigma_px: torch.Tensor) -> torch.Tensor:
+    """Smooth a noise field (B, 1, H, W) by a per-image Gaussian of sigma (B,) px and rescale it to
+    its per-pixel standard deviation. With the separable kernel k (sum 1) the smoothed white
+    noise's variance is (Σ k²)², so dividing by Σ k² restores it; σ → 0 is the identity."""
+    k = gaussian_kernel(sigma_px, NOISE_RADIUS, noise)
+    return gaussian_blur(noise, sigma_px, radius=NOISE_RADIUS) / per_image(k.pow(2).sum(1))
+
+
+def clamp_passing_gradients(x: torch.Tensor) -> torch.Tensor:
+    """Clamp to [0, 1] as the detector's digitiser does, but let gradients through (straight-
+    through). A hard clamp gives clipped pixels no gradient: once a render saturates (bright rims
+    at 1.0) the discriminator's "darker here" cannot reach the parameters that saturated it."""
+    return x.clamp(0.0, 1.0).detach() + (x - x.detach())  # forward: exactly the clamp
+
+
 def add_noise(x: torch.Tensor, p: Params, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Reparameterised shot + read noise, then clamp to [0, 1]. x (B, 1, H, W)."""
+    """Reparameterised shot + read noise, correlated over ``noise_corr_px``, then the
+    digitiser's clamp to [0, 1]. x (B, 1, H, W)."""
     dev = generator.device if generator is not None else x.device
     e1 = torch.randn(x.shape, generator=generator, device=dev).to(x)
     e2 = torch.randn(x.shape, generator=generator, device=dev).to(x)
-    x = (
-        x
-        + per_image(p["shot_noise"]) * x.clamp_min(0).add(1e-6).sqrt() * e1
-        + per_image(p["read_noise"]) * e2
-    )
-    return x.clamp(0.0, 1.0)
+    shot = per_image(p["shot_noise"]) * x.clamp_min(0).add(1e-6).sqrt() * e1
+    noise = shot + per_image(p["read_noise"]) * e2
+    return clamp_passing_gradients(x + correlated(noise, p["noise_corr_px"]))

@@ -29,6 +29,16 @@ class ParamRange:
         return 0.5 * (self.low + self.high) if self.value is None else float(self.value)
 
 
+def held_entries(
+    values: Mapping[str, float], ranges: Mapping[str, tuple[float, float]]
+) -> dict[str, dict[str, float | bool]]:
+    """``material.params`` entries that hold each named parameter fixed at its value (in order)."""
+    return {
+        name: {"low": ranges[name][0], "high": ranges[name][1], "learn": False, "value": value}
+        for name, value in values.items()
+    }
+
+
 @dataclass(frozen=True)
 class Domain:
     """Physically meaningful values of a parameter: ``low <= x <= high`` (``low < x`` when

@@ -30,9 +30,9 @@ class GBuffer:
     fraction of the sky above a pixel hidden by nearby surfaces, in [0, 1) (0 = open; see
     :func:`ambient_occlusion`). grain: a seeded standard-normal value per particle, constant over
     it (0 on the substrate), for the grain-to-grain spread of SE yield. texture:
-    zero-mean, unit-std smooth substrate texture. residue: the support film's residue in [0, 1]
-    (thin closed loops and small blobs, 0 on clean film). thickness: path length through
-    particles (nm) or None.
+    zero-mean, unit-std smooth substrate texture. film: zero-mean, unit-std band-limited field
+    whose level set the shader draws as the support film's residue (:func:`film_field`).
+    thickness: path length through particles (nm) or None.
     """
 
     instance: torch.Tensor
@@ -45,7 +45,7 @@ class GBuffer:
     occlusion: torch.Tensor
     grain: torch.Tensor
     texture: torch.Tensor
-    residue: torch.Tensor
+    film: torch.Tensor
     thickness: torch.Tensor | None
     pixel_size_nm: float
 
@@ -249,7 +249,7 @@ def grain_values(seeds: list[int], instance: torch.Tensor) -> torch.Tensor:
 
 def substrate_texture(seeds: list[int], size: int, scale_px: float = 8.0) -> torch.Tensor:
     """Seeded smooth undulation of the support film (B, 1, H, W), zero mean and unit std per
-    image. (Thin bright structures on the film are its residue: :func:`substrate_residue`.)"""
+    image. (Thin bright structures on the film are its residue: :func:`film_field`.)"""
     out = []
     for seed in seeds:
         rng = np.random.default_rng(int(seed) + 7919)
@@ -259,30 +259,20 @@ def substrate_texture(seeds: list[int], size: int, scale_px: float = 8.0) -> tor
     return torch.stack(out)[:, None]
 
 
-RESIDUE_SCALE_NM = 22.0  # correlation length of the residue field: loops ~8-20 px at 7.3 nm/px
-RESIDUE_LEVEL = 1.3  # level (in field stds) whose contours are the loops: isolated, rounded
-RESIDUE_FILLED = 0.3  # fraction of loops filled (blobs)
+RESIDUE_SCALE_NM = 22.0  # correlation length of the film field: residue islands ~8-25 px at 7.3 nm/px
 
 
-def substrate_residue(seeds: list[int], size: int, pixel_size_nm: float) -> torch.Tensor:
-    """Seeded residue of the support film (B, 1, H, W) in [0, 1]: thin, closed, bright loops and
-    a few small blobs, as dried residue shows on real substrates.
-
-    The loops are the outlines of the islands where a band-limited random field exceeds
-    :data:`RESIDUE_LEVEL` standard deviations (isolated, rounded, of varied size); a fixed
-    fraction of the islands is filled. 0 on clean film; the shader scales it.
-    """
+def film_field(seeds: list[int], size: int, pixel_size_nm: float) -> torch.Tensor:
+    """Seeded band-limited random field of the support film (B, 1, H, W), zero mean and unit std
+    per image. The film's dried residue is a set of thin islands where it exceeds a level; the
+    shader draws their bright outlines (``film_residue``) with the level learned."""
     sigma_px = max(RESIDUE_SCALE_NM / pixel_size_nm, 1.0)
     out = []
     for seed in seeds:
         rng = np.random.default_rng(int(seed) + 104_729)
         field = ndimage.gaussian_filter(rng.standard_normal((size, size)), sigma_px, mode="wrap")
-        islands = field > RESIDUE_LEVEL * (field.std() + 1e-12)
-        labels, n = ndimage.label(islands)
-        outline = islands & ~ndimage.binary_erosion(islands)
-        filled = np.isin(labels, 1 + np.flatnonzero(rng.random(n) < RESIDUE_FILLED))
-        acc = ndimage.gaussian_filter(np.maximum(outline, 0.6 * filled).astype(np.float64), 0.6)
-        out.append(torch.from_numpy((acc / max(acc.max(), 1e-9)).astype(np.float32)))
+        field = (field - field.mean()) / (field.std() + 1e-12)
+        out.append(torch.from_numpy(field.astype(np.float32)))
     return torch.stack(out)[:, None]
 
 
@@ -310,7 +300,7 @@ def build_gbuffer(
         occlusion=ambient_occlusion(maps.height, maps.normal, pixel_size_nm),
         grain=grain_values(texture_seeds, maps.instance),
         texture=substrate_texture(texture_seeds, size),
-        residue=substrate_residue(texture_seeds, size, pixel_size_nm),
+        film=film_field(texture_seeds, size, pixel_size_nm),
         thickness=None if maps.thickness is None else maps.thickness[:, None],
         pixel_size_nm=pixel_size_nm,
     )

@@ -10,8 +10,14 @@ import torch
 
 from diffrendergan.config import MaterialConfig, RendererConfig
 from diffrendergan.errors import ConfigError
-from diffrendergan.noise.detector import DETECTOR_DOMAINS, DETECTOR_RANGES, add_noise, optics
-from diffrendergan.params.space import ParamRange, ParamSpace, check_domain
+from diffrendergan.noise.detector import (
+    DETECTOR_DOMAINS,
+    DETECTOR_INTRODUCED,
+    DETECTOR_RANGES,
+    add_noise,
+    optics,
+)
+from diffrendergan.params.space import ParamRange, ParamSpace, check_domain, held_entries
 from diffrendergan.rendering.gbuffer import GBuffer, build_gbuffer
 from diffrendergan.rendering.masks import classes_from_rendered
 from diffrendergan.rendering.rasterize import rasterize_full, rasterize_windowed
@@ -38,6 +44,13 @@ def param_space_for(material: MaterialConfig) -> ParamSpace:
         if name in domains:
             check_domain(f"material.params.{name}", r, domains[name])
     return ParamSpace(ranges)
+
+
+def introduced_held(shader_name: str) -> dict[str, dict[str, float | bool]]:
+    """``material.params`` entries that hold every parameter added after checkpoints were written
+    at the value that renders as before it existed: the shader's, then the detector's, in the order
+    they arrived (a checkpoint lacks a suffix of them)."""
+    return {**get_shader(shader_name).introduced_held(), **held_entries(DETECTOR_INTRODUCED, DETECTOR_RANGES)}
 
 
 @dataclass

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import torch
 
 from diffrendergan.errors import ConfigError
-from diffrendergan.params.space import Domain
+from diffrendergan.params.space import Domain, held_entries
 from diffrendergan.rendering.gbuffer import GBuffer
 
 Params = Mapping[str, torch.Tensor]
@@ -35,10 +35,7 @@ class Shader:
 
     def introduced_held(self) -> dict[str, dict[str, float | bool]]:
         """``material.params`` entries that hold every introduced parameter at its old value."""
-        return {
-            name: {"low": self.ranges[name][0], "high": self.ranges[name][1], "learn": False, "value": value}
-            for name, value in self.introduced.items()
-        }
+        return held_entries(self.introduced, self.ranges)
 
     def __call__(self, gb: GBuffer, params: Params) -> torch.Tensor:
         missing = [k for k in self.ranges if k not in params]

@@ -27,9 +27,13 @@ Physics captured (Reimer, *Scanning Electron Microscopy*, ch. 4):
 * material contrast — separate particle and substrate yields;
 * detector geometry — an Everhart-Thornley side detector sees surfaces facing it brighter and
   surfaces hidden from it (behind a particle) darker; an in-lens detector has asymmetry ~0;
-* substrate texture — faint, smooth undulation of the support film, and its residue: thin bright
-  loops and blobs (``residue_gain``, relative to the substrate yield); a segmenter must learn that
-  these are not particles.
+* substrate texture — faint, smooth undulation of the support film, and its residue: thin flat
+  islands of dried residue whose edges shine by the edge effect, so they show as thin bright loops
+  and arcs (with a faint fill), 8-25 px across on the Rühle TiO2 film and covering much of it. They
+  are drawn where the film's band-limited field crosses ``residue_level`` (in field stds: lower =
+  more and larger islands), softly, so that the GAN learns how much residue there is as well as
+  how bright it is (``residue_gain``, relative to the substrate yield). A segmenter must learn
+  that these are not particles.
 HIM images show the same mechanisms with stronger edges, almost no shadowing and almost no volume
 signal (an ion beam's interaction volume is shallow); the ``him`` shader is the same function
 with ranges tuned for that.
@@ -42,6 +46,16 @@ import torch
 from diffrendergan.params.space import Domain
 from diffrendergan.rendering.gbuffer import GBuffer
 from diffrendergan.shading.base import Params, Shader, per_image
+
+RESIDUE_SOFTNESS = 0.08  # width of an island's edge in field stds: outlines ~1-2 px wide
+RESIDUE_FILL = 0.15  # an island's interior, relative to its outline
+
+
+def film_residue(field: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+    """Residue (B, 1, H, W), peaking at 1 on island outlines, from the film field (B, 1, H, W) and
+    the level (B,): a soft level set, so differentiable in the level."""
+    inside = torch.sigmoid((field - per_image(level)) / RESIDUE_SOFTNESS)
+    return 4.0 * inside * (1.0 - inside) + RESIDUE_FILL * inside
 
 
 def secondary_electron(gb: GBuffer, p: Params) -> torch.Tensor:
@@ -59,7 +73,8 @@ def secondary_electron(gb: GBuffer, p: Params) -> torch.Tensor:
     spread = per_image(p["grain_spread"])
     grain = torch.exp(spread * gb.grain - 0.5 * spread * spread)
     particle = ((per_image(p["particle_yield"]) * tilt + volume) * directional + edge) * grain
-    film = 1.0 + per_image(p["substrate_texture"]) * gb.texture + per_image(p["residue_gain"]) * gb.residue
+    residue = per_image(p["residue_gain"]) * film_residue(gb.film, p["residue_level"])
+    film = 1.0 + per_image(p["substrate_texture"]) * gb.texture + residue
     substrate = per_image(p["substrate_yield"]) * film
     shadow = 1.0 - per_image(p["shadow_strength"]) * (1.0 - torch.exp(-gb.shadow / 20.0))
     recaptured = 1.0 - per_image(p["occlusion_strength"]) * gb.occlusion
@@ -78,6 +93,7 @@ SEM_RANGES = {
     "volume_yield": (0.0, 0.6),
     "volume_length_nm": (20.0, 400.0),
     "residue_gain": (0.0, 1.5),
+    "residue_level": (0.6, 2.0),
     "grazing_cos": (0.15, 0.9),
     "occlusion_strength": (0.0, 0.9),
     "grain_spread": (0.0, 0.6),
@@ -108,14 +124,17 @@ SE_DOMAINS = {
     "volume_yield": Domain(0.0, meaning="SE yield of the particle volume (SE2)"),
     "volume_length_nm": Domain(0.0, open_low=True, meaning="saturation path length of the volume term, nm"),
     "residue_gain": Domain(0.0, meaning="brightness of the substrate residue, relative to its yield"),
+    "residue_level": Domain(meaning="level of the film field above which residue islands lie, in stds"),
     "grazing_cos": Domain(0.0, 1.0, open_low=True, meaning="floor of cos(tilt) in the secant law"),
     "occlusion_strength": Domain(0.0, 1.0, meaning="signal lost where the sky is hidden, a fraction"),
     "grain_spread": Domain(0.0, meaning="log-normal sigma of the grains' SE yield"),
 }
 
 # Parameters added after checkpoints were written, with the values that render as those did
-# (the secant's old fixed floor, no recapture): older checkpoints load with them held fixed.
-SE_INTRODUCED = {"grazing_cos": 0.15, "occlusion_strength": 0.0, "grain_spread": 0.0}
+# (the secant's old fixed floor, no recapture): older checkpoints load with them held fixed, in the
+# order they arrived. The residue's level is the old fixed threshold (1.3 stds of the same field);
+# the old outlines were hard-edged, so such checkpoints' residue now renders softer.
+SE_INTRODUCED = {"grazing_cos": 0.15, "occlusion_strength": 0.0, "grain_spread": 0.0, "residue_level": 1.3}
 
 SE_SHADER = {"needs_thickness": True, "domains": SE_DOMAINS, "introduced": SE_INTRODUCED}
 SEM = Shader("sem", secondary_electron, SEM_RANGES, **SE_SHADER)

@@ -9,9 +9,8 @@ from typing import Any
 from diffrendergan.config import material_from_dict
 from diffrendergan.errors import ConfigError, DataError
 from diffrendergan.models.generator import Generator
-from diffrendergan.rendering.renderer import param_space_for
+from diffrendergan.rendering.renderer import introduced_held, param_space_for
 from diffrendergan.schemas import RENAMED_MODEL_KEYS
-from diffrendergan.shading import get_shader
 from diffrendergan.utils.checkpoints import read_checkpoint
 
 
@@ -57,9 +56,10 @@ def model_from_flat_hparams(hparams: dict[str, Any]) -> dict[str, Any]:
 
 
 def material_with_introduced_held(hparams: dict[str, Any], state_dict: dict[str, Any]) -> dict | None:
-    """The material of a checkpoint whose parameter network predates parameters its shader has
-    gained since (``Shader.introduced``), with those held at the values that render as it did;
-    None when the network already predicts every parameter (or the mismatch is something else)."""
+    """The material of a checkpoint whose parameter network predates parameters gained since
+    (``introduced_held``), with those held at the values that render as it did. Parameters arrive
+    one after another, so a checkpoint lacks the newest k of them: k is read off the network's
+    output size. None when it predicts every parameter (or the mismatch is something else)."""
     head = state_dict.get("generator.net.head.weight")
     material = hparams.get("material")
     if head is None or not isinstance(material, dict):
@@ -68,13 +68,12 @@ def material_with_introduced_held(hparams: dict[str, Any], state_dict: dict[str,
         parsed = material_from_dict(material)
     except ConfigError:
         return None  # loading reports it
-    shader = get_shader(parsed.shader)
     configured = material.get("params") or {}
-    held = {n: v for n, v in shader.introduced_held().items() if n not in configured}
-    dim = param_space_for(parsed).dim
-    if head.shape[0] == dim or head.shape[0] != dim - len(held):
+    newest_last = [(n, v) for n, v in introduced_held(parsed.shader).items() if n not in configured]
+    missing = param_space_for(parsed).dim - head.shape[0]
+    if not 0 < missing <= len(newest_last):
         return None
-    return {**material, "params": {**configured, **held}}
+    return {**material, "params": {**configured, **dict(newest_last[-missing:])}}
 
 
 _SIZE = re.compile(

@@ -1,5 +1,6 @@
 """The detector direction is one quantity: rotating scene and detector together rotates the image;
-cast shadows are bounded; the substrate residue is sparse, bounded and seeded."""
+cast shadows are bounded; the substrate residue is thin, bounded, seeded and
+grows as its learned level falls."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ import pytest
 import torch
 
 from diffrendergan.config import RendererConfig
-from diffrendergan.rendering.gbuffer import detector_shadow, substrate_residue
+from diffrendergan.rendering.gbuffer import detector_shadow, film_field
 from diffrendergan.rendering.renderer import MicroscopyRenderer
 from diffrendergan.scene.layout import Layout
+from diffrendergan.shading.sem import RESIDUE_FILL, film_residue
 
 SIZE = 64
 # (x, y, z) -> (y, S - x, z): the rotation torch.rot90(image, 1) applies to image positions.
@@ -74,11 +76,23 @@ def test_bounded_shadow_matches_marching_reference() -> None:
     assert torch.allclose(fast, ref, atol=1e-4)
 
 
-def test_residue_is_sparse_bounded_and_seeded() -> None:
-    a = substrate_residue([1, 2], 256, 7.34)
+def test_film_field_is_seeded_and_standardised() -> None:
+    a = film_field([1, 2], 256, 7.34)
     assert a.shape == (2, 1, 256, 256)
-    assert a.min() >= 0 and a.max() <= 1 + 1e-6
-    covered = (a > 0.3).float().mean()
-    assert 0.005 < covered < 0.15  # thin loops and a few blobs, not a network
-    assert torch.equal(a, substrate_residue([1, 2], 256, 7.34))
+    assert torch.allclose(a.mean((1, 2, 3)), torch.zeros(2), atol=1e-4)
+    assert torch.allclose(a.std((1, 2, 3)), torch.ones(2), atol=1e-3)
+    assert torch.equal(a, film_field([1, 2], 256, 7.34))
     assert not torch.equal(a[0], a[1])
+
+
+def test_residue_is_thin_bounded_and_grows_as_its_level_falls() -> None:
+    """Outlines peak at 1 where the field crosses the level; a lower level gives more residue; at
+    the old threshold (1.3 stds) it stays sparse: thin loops, not a network."""
+    field = film_field([1, 2], 256, 7.34)
+    covered = {}
+    for level in (0.8, 1.3, 1.8):
+        r = film_residue(field, torch.full((2,), level))
+        assert r.min() >= 0 and r.max() <= 1 + RESIDUE_FILL
+        covered[level] = float((r > 0.3).float().mean())
+    assert covered[0.8] > covered[1.3] > covered[1.8] > 0
+    assert 0.005 < covered[1.3] < 0.15

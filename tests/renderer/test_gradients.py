@@ -11,7 +11,7 @@ import torch
 from torch.autograd import gradcheck
 
 from diffrendergan.config import MaterialConfig, RendererConfig
-from diffrendergan.noise.detector import add_noise, gaussian_blur, optics
+from diffrendergan.noise.detector import add_noise, clamp_passing_gradients, gaussian_blur, optics
 from diffrendergan.rendering.gbuffer import GBuffer, build_gbuffer
 from diffrendergan.rendering.rasterize import rasterize_windowed
 from diffrendergan.rendering.renderer import MicroscopyRenderer, param_space_for
@@ -36,8 +36,10 @@ def gbuffer64(make_material, make_layout) -> GBuffer:
     for f in fields(GBuffer):
         v = getattr(gb, f.name)
         kw[f.name] = v.double() if isinstance(v, torch.Tensor) and v.is_floating_point() else v
-    # Residue loops are ~20 nm features: none fit a 12 px image at 1 nm/px; give it some.
-    kw["residue"] = torch.rand(kw["residue"].shape, generator=torch.Generator().manual_seed(3)).double()
+    # Residue islands are ~20 nm features: none fit a 12 px image at 1 nm/px; give the film field
+    # values around the residue levels, so that outlines cross it.
+    noise = torch.randn(kw["film"].shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    kw["film"] = 1.3 + 0.1 * noise
     out = GBuffer(**kw)
     assert out.particle.sum() > 10 and (out.particle == 0).sum() > 10  # both regions present
     assert out.shadow.max() > 0 and out.thickness.max() > 0
@@ -118,16 +120,71 @@ def test_add_noise_gradcheck() -> None:
     x = (0.3 + 0.4 * torch.rand(2, 1, SIZE, SIZE, generator=g, dtype=torch.float64)).requires_grad_(True)
     shot = torch.tensor([0.02, 0.04], dtype=torch.float64, requires_grad=True)
     read = torch.tensor([0.01, 0.02], dtype=torch.float64, requires_grad=True)
+    corr = torch.tensor([0.4, 0.7], dtype=torch.float64, requires_grad=True)
     gen = torch.Generator()
 
-    def fn(x_, s, r):
+    def fn(x_, s, r, c):
         gen.manual_seed(123)  # the same noise draw on every evaluation
-        return add_noise(x_, {"shot_noise": s, "read_noise": r}, gen)
+        return add_noise(x_, {"shot_noise": s, "read_noise": r, "noise_corr_px": c}, gen)
 
-    y = fn(x, shot, read)
+    y = fn(x, shot, read, corr)
     assert ((y > 0) & (y < 1)).all()  # no clamping, so the map is smooth
     assert not torch.equal(y, x)  # noise was added
-    assert gradcheck(fn, (x, shot, read), eps=1e-6, atol=1e-6, rtol=1e-4)
+    assert gradcheck(fn, (x, shot, read, corr), eps=1e-6, atol=1e-6, rtol=1e-4)
+
+
+def _noise(sigma: float, size: int = 256) -> torch.Tensor:
+    """Read noise of std 0.01 on a flat mid-grey image, correlated over sigma px: (1, 1, H, W)."""
+    flat = torch.full((1, 1, size, size), 0.5, dtype=torch.float64)
+    p = {
+        "shot_noise": torch.zeros(1),
+        "read_noise": torch.full((1,), 0.01),
+        "noise_corr_px": torch.full((1,), sigma),
+    }
+    return add_noise(flat, {k: v.double() for k, v in p.items()}, torch.Generator().manual_seed(0)) - 0.5
+
+
+def _lag_corr(x: torch.Tensor, lag: int) -> float:
+    a, b = x[..., :, :-lag].flatten(), x[..., :, lag:].flatten()
+    return float(torch.corrcoef(torch.stack([a, b]))[0, 1])
+
+
+def test_noise_correlation_keeps_the_noise_level_and_matches_the_gaussian() -> None:
+    """sigma 0.55 px: lag-1 correlation 2 w1 (1 + w2) / (1 + 2 w1^2 + 2 w2^2) of the taps w (what
+    the real TiO2 substrate shows: 0.30-0.35), per-pixel std kept; sigma 0 is white noise."""
+    white, corr = _noise(0.0), _noise(0.55)
+    w1, w2 = math.exp(-0.5 / 0.55**2), math.exp(-2 / 0.55**2)
+    expected = (2 * w1 + 2 * w1 * w2) / (1 + 2 * w1**2 + 2 * w2**2)
+    assert abs(_lag_corr(corr, 1) - expected) < 0.02
+    assert abs(_lag_corr(white, 1)) < 0.02
+    assert abs(float(corr.std()) / 0.01 - 1) < 0.03
+    assert abs(float(white.std()) / 0.01 - 1) < 0.03
+
+
+def test_zero_noise_correlation_renders_as_white_noise() -> None:
+    """noise_corr_px = 0 (how checkpoints from before it load) reproduces the old draw, to rounding:
+    the two noise terms are now summed before they are correlated."""
+    g = torch.Generator().manual_seed(5)
+    x = torch.rand(2, 1, SIZE, SIZE, generator=g)
+    p = {"shot_noise": torch.tensor([0.03, 0.05]), "read_noise": torch.tensor([0.02, 0.01])}
+    new = add_noise(x, {**p, "noise_corr_px": torch.zeros(2)}, torch.Generator().manual_seed(1))
+    gen = torch.Generator().manual_seed(1)
+    e1, e2 = torch.randn(x.shape, generator=gen), torch.randn(x.shape, generator=gen)
+    old = (
+        x
+        + p["shot_noise"].view(-1, 1, 1, 1) * x.add(1e-6).sqrt() * e1
+        + p["read_noise"].view(-1, 1, 1, 1) * e2
+    )
+    assert torch.allclose(new, old.clamp(0, 1), rtol=0, atol=1e-6)
+
+
+def test_saturated_pixels_still_pass_gradients() -> None:
+    """The digitiser clamps the image, but a clipped rim must still tell the parameters "darker"."""
+    x = torch.tensor([[[[1.4, 0.5], [-0.2, 0.9]]]], requires_grad=True)
+    y = clamp_passing_gradients(x)
+    assert torch.equal(y, x.detach().clamp(0, 1))
+    y.sum().backward()
+    assert torch.equal(x.grad, torch.ones_like(x))
 
 
 def test_param_space_to_physical_gradcheck(shipped_material) -> None:

@@ -6,10 +6,12 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 import torch
 
 from diffrendergan.rendering.gbuffer import GBuffer, build_gbuffer
 from diffrendergan.rendering.rasterize import rasterize_windowed
+from diffrendergan.rendering.renderer import introduced_held
 from diffrendergan.scene.layout import build_particles
 from diffrendergan.shading import SHADERS
 from diffrendergan.shading.sem import SE_INTRODUCED, SEM_RANGES
@@ -89,8 +91,9 @@ def _shadow(gb: GBuffer, p: dict[str, torch.Tensor]) -> torch.Tensor:
     return 1.0 - p["shadow_strength"] * (1.0 - torch.exp(-gb.shadow / 20.0))
 
 
-def test_a_checkpoint_from_before_the_new_parameters_loads_with_them_held(tmp_path: Path) -> None:
-    """Strip the two parameters from a checkpoint's network and hyperparameters, as one written
+@pytest.mark.parametrize("n_missing", [2, 5], ids=["before-residue-level", "before-grazing-cos"])
+def test_a_checkpoint_from_before_new_parameters_loads_with_them_held(tmp_path: Path, n_missing: int) -> None:
+    """Strip the newest parameters from a checkpoint's network and hyperparameters, as one written
     before they existed: it loads, holds them at the old values and predicts the same."""
     from lightning_checkpoints import save_module_checkpoint
 
@@ -98,7 +101,8 @@ def test_a_checkpoint_from_before_the_new_parameters_loads_with_them_held(tmp_pa
     from diffrendergan.training.load import load_gan_module
 
     material = _tio2_small()
-    held = SHADERS["sem"].introduced_held()
+    held = dict(list(introduced_held("sem").items())[-n_missing:])
+    assert len(held) == n_missing
     torch.manual_seed(0)
     module = GANModule(
         {**material, "params": {**material["params"], **held}}, {}, {"layout_pool": 2, "n_eval": 2}
@@ -109,8 +113,9 @@ def test_a_checkpoint_from_before_the_new_parameters_loads_with_them_held(tmp_pa
     torch.save(ckpt, path)
     loaded = load_gan_module(path).eval()
     space = loaded.generator.space
-    assert {n: space.ranges[n].fixed_value for n in SE_INTRODUCED} == SE_INTRODUCED
-    assert not any(space.ranges[n].learn for n in SE_INTRODUCED)
+    assert {n: space.ranges[n].fixed_value for n in held} == {n: e["value"] for n, e in held.items()}
+    assert not any(space.ranges[n].learn for n in held)
+    assert all(space.ranges[n].learn for n in introduced_held("sem") if n not in held)
     layouts = module.generator.layouts([1, 2])
     module.eval()
     with torch.no_grad():

@@ -24,7 +24,7 @@ from diffrendergan.data.datasets import RealPatchDataModule
 from diffrendergan.data.demo import ensure_demo
 from diffrendergan.data.patches import PatchOptions, prepare_patches
 from diffrendergan.models.topography import law_summary
-from diffrendergan.shading import SHADERS
+from diffrendergan.rendering.renderer import introduced_held
 from diffrendergan.training.gan_module import GANModule
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,10 +42,10 @@ def fitted(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict]:
     raw.update(image_size=size, count={"kind": "uniform", "low": 3, "high": 8})
     raw["size"] = {"kind": "lognormal", "median_nm": 40.0, "sigma": 0.25, "min_nm": 10.0}
     raw["shape"]["ico_level"] = 1
-    # The demo renders without the SE terms added on 2026-12-04 (its truth holds them at the values
-    # that switch them off): held there, this measures the law, not 400 steps of learning three
+    # The demo renders without the SE and noise terms added on 2026-12-04 (its truth holds them at
+    # the values that switch them off): held there, this measures the law, not 400 steps of learning three
     # more nuisance parameters (left free, sigma came out +10.2 % in one run).
-    raw["params"] = {**raw.get("params", {}), **SHADERS[raw["shader"]].introduced_held()}
+    raw["params"] = {**raw.get("params", {}), **introduced_held(raw["shader"])}
     mat = material_from_dict(raw)
     demo = ensure_demo(mat, tmp / "cache", n_unlabeled=16, size=2 * size)
     raw["placement"]["guard"] = 0.25  # the patches are crops: render windows of a larger specimen
