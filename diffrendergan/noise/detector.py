@@ -85,19 +85,16 @@ def correlated(noise: torch.Tensor, sigma_px: torch.Tensor) -> torch.Tensor:
     return gaussian_blur(noise, sigma_px, radius=NOISE_RADIUS) / per_image(k.pow(2).sum(1))
 
 
-def clamp_passing_gradients(x: torch.Tensor) -> torch.Tensor:
-    """Clamp to [0, 1] as the detector's digitiser does, but let gradients through (straight-
-    through). A hard clamp gives clipped pixels no gradient: once a render saturates (bright rims
-    at 1.0) the discriminator's "darker here" cannot reach the parameters that saturated it."""
-    return x.clamp(0.0, 1.0).detach() + (x - x.detach())  # forward: exactly the clamp
-
-
 def add_noise(x: torch.Tensor, p: Params, generator: torch.Generator | None = None) -> torch.Tensor:
     """Reparameterised shot + read noise, correlated over ``noise_corr_px``, then the
-    digitiser's clamp to [0, 1]. x (B, 1, H, W)."""
+    digitiser's clamp to [0, 1]. x (B, 1, H, W).
+
+    The clamp's gradient is 0 on clipped pixels. A straight-through clamp (gradient 1 there) was
+    tried: it biases the gradient of the size law through saturated grains, and the topography
+    proof then learned the law's sigma 23 % too wide (criterion 10 %)."""
     dev = generator.device if generator is not None else x.device
     e1 = torch.randn(x.shape, generator=generator, device=dev).to(x)
     e2 = torch.randn(x.shape, generator=generator, device=dev).to(x)
     shot = per_image(p["shot_noise"]) * x.clamp_min(0).add(1e-6).sqrt() * e1
     noise = shot + per_image(p["read_noise"]) * e2
-    return clamp_passing_gradients(x + correlated(noise, p["noise_corr_px"]))
+    return (x + correlated(noise, p["noise_corr_px"])).clamp(0.0, 1.0)
