@@ -43,9 +43,9 @@ DEMO_GUARD = 0.25  # guard band of the demo micrographs (fraction of their side)
 DATA_BAR_ROWS = 40
 
 # Hidden "true" rendering parameters per material (physical units; unlisted ones: range midpoint).
-# The SE and detector terms added later are held at the values that render as before (SE_INTRODUCED,
-# DETECTOR_INTRODUCED), so the
-# demo images, and every figure measured on them, stay what they were.
+# The SE and detector terms added later are held at the values that render as before
+# (SE_INTRODUCED, DETECTOR_INTRODUCED), so the demo images, and every figure measured on them, stay
+# what they were.
 DEMO_TRUTH: dict[str, dict[str, float]] = {
     "tio2": {
         "particle_yield": 0.32, "substrate_yield": 0.14, "tilt_exponent": 0.9, "edge_gain": 0.35,

@@ -50,7 +50,9 @@ def introduced_held(shader_name: str) -> dict[str, dict[str, float | bool]]:
     """``material.params`` entries that hold every parameter added after checkpoints were written
     at the value that renders as before it existed: the shader's, then the detector's, in the order
     they arrived (a checkpoint lacks a suffix of them)."""
-    return {**get_shader(shader_name).introduced_held(), **held_entries(DETECTOR_INTRODUCED, DETECTOR_RANGES)}
+    shader = get_shader(shader_name)
+    detector = held_entries(DETECTOR_INTRODUCED, DETECTOR_RANGES)
+    return {**held_entries(shader.introduced, shader.ranges), **detector}
 
 
 @dataclass

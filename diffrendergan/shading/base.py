@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import torch
 
 from diffrendergan.errors import ConfigError
-from diffrendergan.params.space import Domain, held_entries
+from diffrendergan.params.space import Domain
 from diffrendergan.rendering.gbuffer import GBuffer
 
 Params = Mapping[str, torch.Tensor]
@@ -32,10 +32,6 @@ class Shader:
     needs_thickness: bool = False
     domains: Mapping[str, Domain] = field(default_factory=dict)
     introduced: Mapping[str, float] = field(default_factory=dict)
-
-    def introduced_held(self) -> dict[str, dict[str, float | bool]]:
-        """``material.params`` entries that hold every introduced parameter at its old value."""
-        return held_entries(self.introduced, self.ranges)
 
     def __call__(self, gb: GBuffer, params: Params) -> torch.Tensor:
         missing = [k for k in self.ranges if k not in params]
