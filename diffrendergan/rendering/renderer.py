@@ -136,11 +136,11 @@ class MicroscopyRenderer:
         if not noise:
             return RenderOutput(x.clamp(0, 1), params)
         if generator is None or isinstance(generator, torch.Generator):
-            return RenderOutput(add_noise(x, params, generator), params)
-        per_image = [
-            add_noise(x[k : k + 1], {n: v[k : k + 1] for n, v in params.items()}, g)
-            for k, g in enumerate(generator)
-        ]
+            return RenderOutput(add_noise(x, params, generator, geometry_free=x), params)
+        per_image = []
+        for k, g in enumerate(generator):
+            xk = x[k : k + 1]
+            per_image.append(add_noise(xk, {n: v[k : k + 1] for n, v in params.items()}, g, geometry_free=xk))
         return RenderOutput(torch.cat(per_image), params)
 
     def render(
@@ -177,8 +177,10 @@ class MicroscopyRenderer:
         substrate = self.shader(replace(gb, particle=torch.zeros_like(gb.particle)), params)
         particle = dilate_into_background(full, gb.particle)
         cov = cov.to(full)
-        signal = cov * particle + (1 - cov) * substrate
-        return RenderOutput(add_noise(optics(signal, params), params, generator), params)
+        x = optics(cov * particle + (1 - cov) * substrate, params)
+        fixed = cov.detach()
+        geometry_free = optics(fixed * particle + (1 - fixed) * substrate, params)
+        return RenderOutput(add_noise(x, params, generator, geometry_free), params)
 
     def masks(
         self, layouts: list[Layout], device: torch.device | str | None = None

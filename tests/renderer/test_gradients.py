@@ -315,3 +315,53 @@ def test_soft_coverage_closed_form_gradient_equals_rasterizer_gradient(make_mate
     assert torch.allclose(out[0][0], out[1][0], atol=1e-5)
     assert out[0][1].abs().min() > 0
     assert torch.allclose(out[0][1], out[1][1], rtol=1e-3, atol=1e-4)
+
+
+def test_clipped_pixels_pass_gradient_to_appearance_only() -> None:
+    """x = a * g (a: an appearance factor, g: a geometry factor) clips on part of the image. With
+    ``geometry_free = a * g.detach()`` the appearance factor gets the unclipped gradient on every
+    pixel, the geometry the hard clamp's (0 where clipped); the image itself is the clamped one."""
+    g0 = torch.Generator().manual_seed(3)
+    base = 0.2 + 1.2 * torch.rand(1, 1, SIZE, SIZE, generator=g0, dtype=torch.float64)
+    p = {k: torch.zeros(1, dtype=torch.float64) for k in ("shot_noise", "read_noise", "noise_corr_px")}
+
+    def grads(geometry_free: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        a = torch.ones(1, dtype=torch.float64, requires_grad=True)
+        g = base.clone().requires_grad_(True)
+        x = a * g
+        y = add_noise(x, p, torch.Generator().manual_seed(0), (a * g.detach()) if geometry_free else None)
+        y.sum().backward()
+        return y.detach(), a.grad, g.grad
+
+    hard, split = grads(False), grads(True)
+    clipped = base > 1
+    assert clipped.any() and (~clipped).any()
+    assert torch.equal(hard[0], split[0]) and torch.equal(hard[0], base.clamp(0, 1))
+    assert torch.equal(hard[2], split[2])  # geometry: the hard clamp's gradient
+    assert torch.equal(hard[2][clipped], torch.zeros(int(clipped.sum()), dtype=torch.float64))
+    assert torch.allclose(hard[1], base[~clipped].sum().reshape(1))  # only unclipped pixels
+    assert torch.allclose(split[1], base.sum().reshape(1))  # every pixel, as if unclipped
+
+
+def test_soft_render_geometry_gradient_ignores_clipped_pixels(make_material, make_layout) -> None:
+    """In geometry mode saturated pixels give the particle size no gradient (the hard clamp's),
+    while the appearance parameters still get one from them (straight through)."""
+    m = _sphere_material(make_material, 32)
+    r = MicroscopyRenderer(m, RendererConfig(geometry_grad=True, cache_fragments=False))
+    layout: Layout = make_layout([[16.3, 15.6, 6.0, 12.0]])
+    d = torch.tensor([12.0], requires_grad=True)
+    unit = torch.ones(1, r.space.dim, requires_grad=True)  # every range at its top: bright
+
+    def render(u: torch.Tensor) -> torch.Tensor:
+        return r.render_soft(
+            [layout], [build_particles(layout, m, sizes=d)], None, u, torch.Generator().manual_seed(0)
+        ).image
+
+    image = render(unit)
+    saturated = image.detach() >= 1
+    assert 0 < float(saturated.float().mean()) < 1
+    (image * saturated).sum().backward()
+    assert d.grad is None or float(d.grad.abs().sum()) == 0.0
+    assert float(unit.grad.abs().sum()) > 0
+    (grad_all,) = torch.autograd.grad(render(unit.detach()).sum(), d)
+    assert float(grad_all.abs().sum()) > 0  # unclipped pixels do carry the size's gradient
