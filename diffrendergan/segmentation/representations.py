@@ -17,8 +17,9 @@ truth instances are always the 4-connected components of the annotation (see
 * ``bordercore``: class 2 is the whole rim of ``width_px`` (towards substrate and neighbours), class
   1 the eroded core (Caicedo et al. 2019's 3-class boundary target). Same decoder.
 
-For both banded targets, a particle too thin to keep a core under the band keeps its innermost
-pixels (the maximum of its distance transform) as core, so no instance is lost by the encoding.
+For both banded targets, a particle whose core under the band would be smaller than a seed
+(``MIN_CORE_PX``) keeps its ``MIN_CORE_PX`` innermost pixels as core, so the decoder can seed every
+instance the encoding was given instead of flooding it from a neighbour.
 
 ``core_watershed`` also decodes the line target (cores = class 1 minus the line), and
 ``distance_watershed`` (the old default: distance-transform peaks of class 1, which over-split
@@ -129,20 +130,42 @@ def _window_extremes(inst: np.ndarray, radius: int, ignore_background: bool) -> 
     return lo, hi
 
 
+def _inner_distance(inst: np.ndarray) -> np.ndarray:
+    """Distance of every particle pixel to the nearest pixel of another id (or background).
+    (H, W) int -> (H, W) float."""
+    pad = np.pad(inst, 1, mode="edge")  # the image border is not a particle edge
+    same = np.ones(inst.shape, bool)
+    for dy, dx in ((0, 1), (2, 1), (1, 0), (1, 2)):
+        same &= pad[dy : dy + inst.shape[0], dx : dx + inst.shape[1]] == inst
+    return ndi.distance_transform_edt((inst > 0) & same)
+
+
 def _keep_cores(inst: np.ndarray, band: np.ndarray) -> np.ndarray:
-    """Band without the innermost pixels of particles that the band would swallow whole."""
-    core_ids = np.unique(inst[(inst > 0) & ~band])
-    all_ids = np.unique(inst[inst > 0])
-    lost = np.setdiff1d(all_ids, core_ids)
-    if lost.size == 0:
+    """Band without the innermost pixels of particles whose core it would leave smaller than a
+    seed: each keeps the ``MIN_CORE_PX`` pixels nearest its distance peak (a connected patch).
+
+    Otherwise the decoder floods such a grain from its neighbour's seed: on the demo's 3 labeled
+    TiO2 images the exact ``bordercore`` (2 px) target decoded to 114 of 126 whole particles, with
+    a median equivalent diameter 5.6 % too large (with this: 126, +1.3 %).
+    """
+    ids, area = np.unique(inst[inst > 0], return_counts=True)
+    core = ndi.sum_labels((inst > 0) & ~band, labels=inst, index=ids)
+    need = np.minimum(area, MIN_CORE_PX)
+    short = ids[core < need]
+    if short.size == 0:
         return band
     band = band.copy()
-    sel = np.isin(inst, lost)
-    dist = ndi.distance_transform_edt(sel)
-    peak = ndi.maximum(dist, labels=np.where(sel, inst, 0), index=lost)
-    peak_of = np.zeros(int(inst.max()) + 1)
-    peak_of[lost] = peak
-    band[sel & (dist >= peak_of[inst])] = False
+    dist = _inner_distance(inst)
+    slices = ndi.find_objects(inst)
+    for i, k in zip(short, need[core < need]):
+        box = slices[i - 1]
+        own = inst[box] == i
+        py, px = np.unravel_index(np.argmax(np.where(own, dist[box], -1.0)), own.shape)
+        yy, xx = np.indices(own.shape)
+        r2 = np.where(own, (yy - py) ** 2 + (xx - px) ** 2, np.inf)
+        keep = np.zeros(own.size, bool)
+        keep[np.argsort(r2, axis=None, kind="stable")[:k]] = True
+        band[box][keep.reshape(own.shape)] = False
     return band
 
 

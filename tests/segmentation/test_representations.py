@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from skimage.measure import label
 
 from diffrendergan.metrics.segmentation import match_instances
 from diffrendergan.segmentation.representations import (
     DECODERS,
+    MIN_CORE_PX,
     Representation,
     decode,
     encode_target,
@@ -108,6 +110,19 @@ def test_a_grain_thinner_than_the_band_keeps_a_core() -> None:
     pred = decode(
         one_hot(classes), "core_watershed", min_size_px=0, erode_px=0
     )  # no erosion: keep 1-px cores
+    assert _recovered(truth, pred, min_iou=0.7)
+
+
+def test_a_small_grain_beside_a_large_one_keeps_a_seed() -> None:
+    # A 5x5 grain against a disc: under a 2-px band only its centre pixel would stay core, fewer
+    # than a seed needs, and the decoder would flood it from the disc.
+    truth = discs(TOUCHING[:1], separated=False)
+    truth[30:35, 50:55] = 2
+    classes = encode_target(truth, "bordercore", width_px=2)
+    assert (classes[truth == 2] == 1).sum() >= MIN_CORE_PX
+    core = label((classes == 1) & (truth == 2))
+    assert core.max() == 1  # one connected seed
+    pred = decode(one_hot(classes), "core_watershed", min_size_px=10, erode_px=0, core_threshold=0.9)
     assert _recovered(truth, pred, min_iou=0.7)
 
 
