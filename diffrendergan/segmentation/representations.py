@@ -130,16 +130,6 @@ def _window_extremes(inst: np.ndarray, radius: int, ignore_background: bool) -> 
     return lo, hi
 
 
-def _inner_distance(inst: np.ndarray) -> np.ndarray:
-    """Distance of every particle pixel to the nearest pixel of another id (or background).
-    (H, W) int -> (H, W) float."""
-    pad = np.pad(inst, 1, mode="edge")  # the image border is not a particle edge
-    same = np.ones(inst.shape, bool)
-    for dy, dx in ((0, 1), (2, 1), (1, 0), (1, 2)):
-        same &= pad[dy : dy + inst.shape[0], dx : dx + inst.shape[1]] == inst
-    return ndi.distance_transform_edt((inst > 0) & same)
-
-
 def _keep_cores(inst: np.ndarray, band: np.ndarray) -> np.ndarray:
     """Band without the innermost pixels of particles whose core it would leave smaller than a
     seed: each keeps the ``MIN_CORE_PX`` pixels nearest its distance peak (a connected patch).
@@ -155,7 +145,8 @@ def _keep_cores(inst: np.ndarray, band: np.ndarray) -> np.ndarray:
     if short.size == 0:
         return band
     band = band.copy()
-    dist = _inner_distance(inst)
+    lo, hi = _window_extremes(inst, 1, ignore_background=False)  # the 4 neighbours
+    dist = ndi.distance_transform_edt((inst > 0) & (lo == inst) & (hi == inst))  # to another id
     slices = ndi.find_objects(inst)
     for i, k in zip(short, need[core < need]):
         box = slices[i - 1]
@@ -163,9 +154,9 @@ def _keep_cores(inst: np.ndarray, band: np.ndarray) -> np.ndarray:
         py, px = np.unravel_index(np.argmax(np.where(own, dist[box], -1.0)), own.shape)
         yy, xx = np.indices(own.shape)
         r2 = np.where(own, (yy - py) ** 2 + (xx - px) ** 2, np.inf)
-        keep = np.zeros(own.size, bool)
-        keep[np.argsort(r2, axis=None, kind="stable")[:k]] = True
-        band[box][keep.reshape(own.shape)] = False
+        keep = np.zeros(own.shape, bool)
+        keep.flat[np.argsort(r2, axis=None, kind="stable")[:k]] = True
+        band[box][keep] = False
     return band
 
 
