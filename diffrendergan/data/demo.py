@@ -7,10 +7,15 @@ an instrument data bar — then writes them into a cache folder as 8-bit TIFFs. 
 window onto a larger specimen (a guard band of ``DEMO_GUARD``), so particles are cut by its border as
 on a real micrograph:
 
-    <cache>/demo/v4/<material>-<hash>/unlabeled/*.tif          for GAN training
-    <cache>/demo/v4/<material>-<hash>/labeled/{images,masks}/  annotated (masks 0/255, touching particles
-                                                         separated by 0 lines, as hand-made masks)
-    <cache>/demo/v4/<material>-<hash>/truth.json                hidden parameters and size law
+    <cache>/demo/v5/<material>-<hash>/unlabeled/*.tif          for GAN training
+    <cache>/demo/v5/<material>-<hash>/labeled/{images,masks}/  annotated (masks: 16-bit label images
+                                                         of the exact, touching instances)
+    <cache>/demo/v5/<material>-<hash>/truth.json                hidden parameters and size law
+
+The masks are the simulation's truth, not a hand-made-style binary mask: a 1-px background line
+between touching particles takes their pixels and cuts slivers apart (on 48 rendered TiO2 images the
+whole-particle median equivalent diameter of such masks is 3.7 % below the exact one), which would
+make every size measured against the demo look biased.
 
 This is simulated data for trying the pipeline out; it says nothing about real specimens.
 """
@@ -28,17 +33,17 @@ from pathlib import Path
 import numpy as np
 import tifffile
 import torch
+from skimage.segmentation import relabel_sequential
 
 from diffrendergan.config import MaterialConfig, RendererConfig
 from diffrendergan.noise.detector import DETECTOR_INTRODUCED
-from diffrendergan.rendering.masks import BOUNDARY
 from diffrendergan.rendering.renderer import MicroscopyRenderer
 from diffrendergan.scene.laws import size_law_moments
 from diffrendergan.scene.layout import sample_layout, scaled_to_size
 from diffrendergan.shading.sem import SE_INTRODUCED
 
-DEMO_VERSION = "v4"  # v2: windows of a larger specimen (border-cut particles); v3: bounded shadows;
-# v4: TIFF resolution tags carry the pixel size
+DEMO_VERSION = "v5"  # v2: windows of a larger specimen (border-cut particles); v3: bounded shadows;
+# v4: TIFF resolution tags carry the pixel size; v5: masks are exact label images
 DEMO_GUARD = 0.25  # guard band of the demo micrographs (fraction of their side)
 DATA_BAR_ROWS = 40
 
@@ -184,10 +189,9 @@ def _write_demo(material: MaterialConfig, out: Path, n_unlabeled: int, n_labeled
         if i < n_unlabeled:
             _write_micrograph(out / "unlabeled" / f"demo_{i:03d}.tif", img, material.pixel_size_nm)
             continue
-        classes, _ = renderer.masks([lay])
-        mask = (classes[0].numpy() == 1).astype(np.uint8) * 255
-        mask[classes[0].numpy() == BOUNDARY] = 0
-        mask = np.concatenate([mask, np.zeros((DATA_BAR_ROWS, size), np.uint8)], 0)
+        _, instances = renderer.masks([lay])
+        mask = relabel_sequential(instances[0].numpy())[0].astype(np.uint16)
+        mask = np.concatenate([mask, np.zeros((DATA_BAR_ROWS, size), np.uint16)], 0)
         _write_micrograph(out / "labeled" / "images" / f"demo_{i:03d}.tif", img, material.pixel_size_nm)
         tifffile.imwrite(out / "labeled" / "masks" / f"demo_{i:03d}.tif", mask)
     truth = {

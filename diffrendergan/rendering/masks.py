@@ -107,10 +107,15 @@ def classes_from_rendered(
 
 
 def classes_from_annotation(instance: torch.Tensor) -> torch.Tensor:
-    """3-class target from an annotated instance map whose touching particles are separated by
-    background lines (hand-made masks). instance: (B, H, W); returns (B, H, W) uint8."""
+    """3-class target from an annotated instance map. instance: (B, H, W); returns (B, H, W) uint8.
+
+    Binary hand-made masks separate touching particles by background lines, which become the
+    boundary class. Label images may let two ids touch directly: there the 1-px rim of the lower
+    id on the higher one becomes boundary, so that class 1 never joins two particles.
+    """
     classes = (instance > 0).to(torch.uint8)
     classes[separating_lines(instance)] = BOUNDARY
+    classes[occlusion_boundary(instance, torch.zeros_like(instance))] = BOUNDARY
     return classes
 
 

@@ -16,7 +16,7 @@ import torch
 
 from diffrendergan.config import typed_config
 from diffrendergan.errors import ConfigError
-from diffrendergan.segmentation.representations import DECODERS, TARGETS, Representation
+from diffrendergan.segmentation.representations import DECODERS, MIN_CORE_PX, TARGETS, Representation
 
 PROFILES = ("auto", "cpu", "gpu")
 NORMALIZATIONS = ("matched", "percentile", "raw")
@@ -29,6 +29,7 @@ DECODE_KEYS = (
     "core_erode_px",
     "core_threshold",
     "split_neck_ratio",
+    "min_seed_px",
     "tile",
     "overlap",
     "tta",
@@ -102,7 +103,7 @@ class SegmenterConfig:
             64/32/32/16/16, gpu smp's default 256/128/64/32/16); the decoder's high-resolution
             stages dominate a CPU step.
         target, target_width_px, decoder, min_size_px, core_erode_px, core_threshold,
-            split_neck_ratio: the instance representation
+            split_neck_ratio, min_seed_px: the instance representation
             (:class:`~diffrendergan.segmentation.representations.Representation`).
         normalize: intensity convention. ``matched``: synthetic images as rendered, real
             micrographs percentile-stretched (0.5/99.5 %, data bar removed) — the convention the
@@ -133,6 +134,7 @@ class SegmenterConfig:
     core_erode_px: int = 0
     core_threshold: float | None = 0.9
     split_neck_ratio: float = 0.5
+    min_seed_px: int = MIN_CORE_PX
     normalize: str = "matched"
     gain_jitter: float = 0.2
     offset_jitter: float = 0.05
@@ -160,6 +162,7 @@ class SegmenterConfig:
             self.core_erode_px,
             self.core_threshold,
             self.split_neck_ratio,
+            self.min_seed_px,
         )
 
     def schedule(self) -> Schedule:
@@ -228,7 +231,7 @@ def validate(cfg: SegmenterConfig, key: str = "segmenter") -> SegmenterConfig:
         raise ConfigError(f"{key}.gain_jitter", f"must be < 1 (gain 1 -/+ g), got {cfg.gain_jitter}")
     if not cfg.lr > 0:
         raise ConfigError(f"{key}.lr", f"must be > 0, got {cfg.lr}")
-    try:  # the decoding ranges (core_threshold, split_neck_ratio) are the representation's own
+    try:  # the decoding ranges (core_threshold, split_neck_ratio, min_seed_px) are the representation's own
         _ = cfg.representation
     except ValueError as exc:
         name, _, message = str(exc).partition(": ")

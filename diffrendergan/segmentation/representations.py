@@ -39,7 +39,7 @@ from skimage.measure import label
 from skimage.morphology import disk
 from skimage.segmentation import expand_labels, relabel_sequential, watershed
 
-from diffrendergan.rendering.masks import classes_from_annotation, occlusion_boundary
+from diffrendergan.rendering.masks import classes_from_annotation
 from diffrendergan.segmentation.necks import split_at_necks
 
 BACKGROUND, PARTICLE, SEPARATOR = 0, 1, 2
@@ -49,7 +49,7 @@ DEFAULT_DECODER = {"line": "components", "contour": "core_watershed", "bordercor
 
 TargetKind = Literal["line", "contour", "bordercore"]
 DecoderKind = Literal["components", "core_watershed", "distance_watershed"]
-MIN_CORE_PX = 6  # smaller cores are speckle, not seeds
+MIN_CORE_PX = 6  # the default seed size: smaller predicted cores are speckle, not seeds
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,7 @@ class Representation:
             probability is at least this (in [0.5, 1)); None = the argmax core.
         split_neck_ratio: ``core_watershed``: a seed is cut where it narrows below this fraction
             of the smaller lobe's width (:mod:`~diffrendergan.segmentation.necks`); 0 = never.
+        min_seed_px: ``core_watershed``: predicted cores with fewer pixels are not seeds.
     """
 
     target: TargetKind = "contour"
@@ -76,6 +77,7 @@ class Representation:
     core_erode_px: int = 0
     core_threshold: float | None = 0.9
     split_neck_ratio: float = 0.5
+    min_seed_px: int = MIN_CORE_PX
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
@@ -91,6 +93,8 @@ class Representation:
         if not 0 <= self.split_neck_ratio < 1:
             got = self.split_neck_ratio
             raise ValueError(f"split_neck_ratio: expected a fraction in [0, 1) (0 = never cut), got {got}")
+        if self.min_seed_px < 1:
+            raise ValueError(f"min_seed_px: expected a pixel count >= 1, got {self.min_seed_px}")
 
     @property
     def decoder_name(self) -> DecoderKind:
@@ -109,6 +113,7 @@ class Representation:
             self.core_erode_px,
             self.core_threshold,
             self.split_neck_ratio,
+            self.min_seed_px,
         )
 
 
@@ -170,7 +175,6 @@ def encode_target(instances: np.ndarray, target: str, width_px: int = 2) -> np.n
     inst = np.asarray(instances).astype(np.int64)
     t = torch.from_numpy(inst)[None]
     classes = classes_from_annotation(t)[0].numpy()
-    classes[occlusion_boundary(t, torch.zeros_like(t))[0].numpy()] = SEPARATOR  # touching grains
     if target == "line":
         return classes
     if target not in TARGETS:
@@ -261,6 +265,7 @@ def _core_watershed(
     erode_px: int = 1,
     core_threshold: float | None = None,
     split_neck_ratio: float = 0.0,
+    min_seed_px: int = MIN_CORE_PX,
 ) -> np.ndarray:
     """Class-1 cores as seeds, flooded over the separator evidence inside the foreground.
 
@@ -268,7 +273,7 @@ def _core_watershed(
     uncertain pixels. ``core_threshold`` keeps only confident core pixels as seeds (bridges fall
     below it; exact or confident maps keep every core, so small grains keep their seeds), and
     ``erode_px`` erodes the cores (cuts bridges, but also deletes small grains' cores). Cores
-    under MIN_CORE_PX pixels are not seeds (speckle). Foreground components without any seed (a
+    under ``min_seed_px`` pixels are not seeds (speckle). Foreground components without any seed (a
     particle predicted entirely as separator) become instances of their own. ``split_neck_ratio``
     cuts seeds at necks, where the bridge is confident too
     (:func:`~diffrendergan.segmentation.necks.split_at_necks`).
@@ -280,7 +285,7 @@ def _core_watershed(
         core = probabilities[PARTICLE] >= core_threshold
     if erode_px > 0:
         core = ndi.binary_erosion(core, structure=disk(erode_px) if erode_px > 1 else None)
-    markers = split_at_necks(remove_small(label(core, connectivity=1), MIN_CORE_PX), split_neck_ratio)
+    markers = split_at_necks(remove_small(label(core, connectivity=1), min_seed_px), split_neck_ratio)
     if probabilities is not None:
         landscape = probabilities[SEPARATOR]
     else:
@@ -308,6 +313,7 @@ def decode(
     erode_px: int = 1,
     core_threshold: float | None = None,
     split_neck_ratio: float = 0.0,
+    min_seed_px: int = MIN_CORE_PX,
 ) -> np.ndarray:
     """Instance map from a 3-class prediction.
 
@@ -319,6 +325,7 @@ def decode(
         core_threshold: ``core_watershed`` only: minimum core probability of a seed pixel.
         split_neck_ratio: ``core_watershed`` only: a seed is cut where it narrows below this
             fraction of its smaller lobe's width (0 = never).
+        min_seed_px: ``core_watershed`` only: smallest predicted core that seeds an instance.
     Returns:
         (H, W) int32 instance ids 1..K, 0 = background.
     """
@@ -327,7 +334,7 @@ def decode(
     if decoder == "components":
         inst = _components(classes)
     elif decoder == "core_watershed":
-        inst = _core_watershed(arr, classes, erode_px, core_threshold, split_neck_ratio)
+        inst = _core_watershed(arr, classes, erode_px, core_threshold, split_neck_ratio, min_seed_px)
     elif decoder == "distance_watershed":
         inst = _distance_watershed(classes)
     else:

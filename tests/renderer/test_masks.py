@@ -142,6 +142,19 @@ def test_classes_from_annotation_marks_separating_line() -> None:
     assert n == 2
 
 
+def test_classes_from_annotation_separates_touching_ids_of_a_label_image() -> None:
+    """Label images may let two ids touch with no background between them; class 1 must still
+    hold them apart, or the scored truth (its components) joins the two particles."""
+    inst = torch.zeros(1, 7, 9, dtype=torch.long)
+    inst[0, 1:6, 1:4] = 3
+    inst[0, 1:6, 4:8] = 5  # touches id 3 along column 3/4
+    classes = classes_from_annotation(inst)[0]
+    assert (classes[1:6, 3] == BOUNDARY).all()  # the lower id's rim on the higher
+    assert (classes[1:6, 4:8] == PARTICLE).all() and (classes[1:6, 1:3] == PARTICLE).all()
+    _, n = label(classes.numpy() == PARTICLE, connectivity=1, return_num=True)
+    assert n == 2
+
+
 def test_classes_from_annotation_single_blob_has_no_boundary() -> None:
     inst = torch.zeros(1, 6, 6, dtype=torch.long)
     inst[0, 1:5, 1:5] = 4

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from skimage.measure import label
@@ -10,6 +12,7 @@ from diffrendergan.metrics.segmentation import match_instances
 from diffrendergan.segmentation.representations import (
     DECODERS,
     MIN_CORE_PX,
+    PARTICLE,
     Representation,
     decode,
     encode_target,
@@ -178,3 +181,22 @@ def test_core_threshold_cuts_uncertain_bridges_and_keeps_confident_small_cores()
     )
     with pytest.raises(ValueError, match="core_threshold"):
         Representation(core_threshold=0.3)
+
+
+def test_min_seed_px_decides_whether_a_small_confident_core_seeds_its_own_grain() -> None:
+    """A grain whose network gives it only 4 confident core pixels is flooded from its neighbour
+    under the default seed size (6 px) and kept as its own instance with ``min_seed_px=3``."""
+    truth = discs([(32, 30, 12), (32, 46, 4)], separated=False)
+    target = encode_target(truth, "bordercore", width_px=2)
+    probs = one_hot(target) * 0.9 + 0.1 / 3
+    small_core = (truth == 2) & (target == PARTICLE)
+    probs[:, small_core] = np.array([[0.05], [0.3], [0.65]])  # only a 2x2 patch stays confident
+    probs[:, 31:33, 45:47] = np.array([[0.02], [0.95], [0.03]])[:, :, None]
+    default = Representation(target="bordercore", min_size_px=5)
+    assert default.min_seed_px == MIN_CORE_PX
+    merged = default.decode(probs)
+    assert merged[32, 30] == merged[32, 46]
+    kept = replace(default, min_seed_px=3).decode(probs)
+    assert kept[32, 30] != kept[32, 46] and kept[32, 46] > 0
+    with pytest.raises(ValueError, match="min_seed_px"):
+        Representation(min_seed_px=0)
