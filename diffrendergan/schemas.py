@@ -89,6 +89,7 @@ class DiscriminatorSchema:
     base_filters: int = 64
     n_layers: int = 3
     norm: str = "instance"
+    scales: int = 1
 
 
 @dataclass
@@ -408,6 +409,7 @@ def check_model(node: Any, key: str = "model") -> ModelSchema:
         ("generator.layers", g.layers),
         ("discriminator.base_filters", d.base_filters),
         ("discriminator.n_layers", d.n_layers),
+        ("discriminator.scales", d.scales),
         ("n_eval", m.n_eval),
         ("topography.report_images", t.report_images),
     ):

@@ -29,3 +29,23 @@ def test_spectral_norm_bounds_every_layer() -> None:
 def test_unknown_norm_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"discriminator\.norm"):
         PatchDiscriminator(1, 8, 3, "batch")
+
+
+def test_scales_add_coarser_verdicts_on_the_finest_grid() -> None:
+    """Scale 2 judges the image pooled by 2 (verdict windows twice as wide), repeated onto the
+    finest grid; one scale keeps the single-PatchGAN weights' names (old checkpoints load)."""
+    one = PatchDiscriminator(1, 8, 2, "spectral")
+    two = PatchDiscriminator(1, 8, 2, "spectral", scales=2)
+    x = torch.rand(2, 1, 64, 64)
+    assert one(x).shape == (2, 1, 14, 14) and two(x).shape == (2, 2, 14, 14)
+    assert set(one.state_dict()) < set(two.state_dict())
+    # The coarse channel sees only the pooled image: a checkerboard that pooling by 2 removes
+    # changes the fine verdicts and not the coarse ones.
+    checker = (torch.arange(64)[:, None] + torch.arange(64)[None, :]) % 2 * 0.2 - 0.1
+    flat = torch.full((1, 1, 64, 64), 0.5)
+    two.eval()  # no power-iteration update between the two calls
+    a, b = two(flat), two(flat + checker)
+    assert not torch.allclose(a[:, 0], b[:, 0])
+    torch.testing.assert_close(a[:, 1], b[:, 1])
+    with pytest.raises(ConfigError, match=r"discriminator\.scales"):
+        PatchDiscriminator(1, 8, 2, "spectral", scales=0)
