@@ -110,3 +110,20 @@ def test_grain_cv_is_the_spread_of_large_grains_mean_brightness() -> None:
     assert appearance_stats([(equal, inst)]).grain_cv == pytest.approx(0.0, abs=1e-12)
     two_grains = np.where(inst == 3, 0, inst)
     assert np.isnan(appearance_stats([(image, two_grains)]).grain_cv)  # fewer than 3: undefined
+
+
+def test_one_stretched_empty_render_does_not_set_the_substrate_statistics() -> None:
+    """A render with no particle gets its film stretched over the whole range by the per-image
+    percentiles; the substrate's level, std and spectrum are medians over images, so one such
+    image among five does not move them (pooled over pixels, it would dominate: it is all film)."""
+    rng = np.random.default_rng(1)
+    typical = [_scene(0.8, 0.6) for _ in range(4)]
+    typical = [(image + rng.normal(0.0, 0.02, image.shape), inst) for image, inst in typical]
+    empty = np.zeros_like(typical[0][1])
+    stretched = rng.uniform(0.0, 1.0, empty.shape)
+    alone = appearance_stats(typical)
+    with_outlier = appearance_stats([*typical, (stretched, empty)])
+    assert alone.substrate_std == pytest.approx(0.02, rel=0.2)
+    assert with_outlier.substrate_std == pytest.approx(alone.substrate_std, rel=0.2)
+    assert with_outlier.substrate == pytest.approx(alone.substrate, abs=0.01)
+    assert max(abs(a - b) for a, b in zip(with_outlier.substrate_psd, alone.substrate_psd)) < 0.3
