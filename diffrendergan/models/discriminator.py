@@ -8,7 +8,7 @@ match) are normalised away. ``spectral`` (Miyato et al. 2018) bounds each layer'
 constant instead and keeps the levels visible; ``none`` uses neither.
 
 Scales (``scales``): a PatchGAN whose verdicts see about one grain cannot judge what varies over
-larger distances, such as blotches of the support film. Each further scale adds a PatchGAN of the
+larger distances, such as the support film's undulations. Each further scale adds a PatchGAN of the
 same depth on the image average-pooled by 2, 4, ..., whose verdicts span 2x, 4x the window
 (pix2pixHD's multi-scale discriminator, Wang et al. 2018).
 """
