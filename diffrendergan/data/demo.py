@@ -165,11 +165,16 @@ def ensure_demo(
     return DemoSet(root, root / "unlabeled", root / "labeled", truth)
 
 
+def demo_specimen(material: MaterialConfig, size: int) -> MaterialConfig:
+    """The material scaled to a ``size``-px micrograph with at least the demo's guard band: what
+    the demo's layouts are drawn from and rendered with."""
+    big = scaled_to_size(material, size)
+    return replace(big, placement=replace(big.placement, guard=max(big.placement.guard, DEMO_GUARD)))
+
+
 def _write_demo(material: MaterialConfig, out: Path, n_unlabeled: int, n_labeled: int, size: int) -> None:
     truth_params = DEMO_TRUTH.get(material.name, {})
-    big = scaled_to_size(material, size)
-    guard = max(big.placement.guard, DEMO_GUARD)
-    big = replace(big, placement=replace(big.placement, guard=guard))
+    big = demo_specimen(material, size)
     renderer = MicroscopyRenderer(big, RendererConfig())
     space = renderer.space
     values = {n: truth_params.get(n, space.ranges[n].fixed_value) for n in space.learned}

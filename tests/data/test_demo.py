@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -10,11 +9,11 @@ import yaml
 from skimage.segmentation import relabel_sequential
 
 from diffrendergan.config import RendererConfig, material_from_dict
-from diffrendergan.data.demo import DATA_BAR_ROWS, DEMO_GUARD, ensure_demo
+from diffrendergan.data.demo import DATA_BAR_ROWS, demo_specimen, ensure_demo
 from diffrendergan.data.labeled import mask_to_instances
 from diffrendergan.data.readers import read_mask
 from diffrendergan.rendering.renderer import MicroscopyRenderer
-from diffrendergan.scene.layout import sample_layout, scaled_to_size
+from diffrendergan.scene.layout import sample_layout
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -26,8 +25,7 @@ def test_demo_masks_are_the_exact_touching_instances(tmp_path: Path) -> None:
     mask = read_mask(demo.labeled_dir / "masks" / "demo_000.tif")
     assert mask.shape == (size + DATA_BAR_ROWS, size) and not mask[size:].any()
 
-    big = scaled_to_size(material, size)  # the layout and renderer the demo used
-    big = replace(big, placement=replace(big.placement, guard=max(big.placement.guard, DEMO_GUARD)))
+    big = demo_specimen(material, size)  # the layout and renderer the demo used
     _, instances = MicroscopyRenderer(big, RendererConfig()).masks([sample_layout(big, 900_000)])
     expected = relabel_sequential(instances[0].numpy())[0]
     np.testing.assert_array_equal(mask_to_instances(mask)[:size], expected)
