@@ -127,6 +127,18 @@ class TopographySchema:
 
 
 @dataclass
+class GrainDiscriminatorSchema:
+    """``model.grain_discriminator``: a second PatchGAN, like ``discriminator``, on grain-centred
+    windows (:mod:`diffrendergan.models.grain_windows`); ``weight`` 0 = off."""
+
+    weight: float = 0.0
+    window: int = 48
+    min_area_px: int = 150
+    per_image: int = 8
+    threshold: float | None = None
+
+
+@dataclass
 class ModelSchema:
     """``configs/model/gan.yaml``."""
 
@@ -141,6 +153,7 @@ class ModelSchema:
     lr_decay: str = "constant"
     lr_end_factor: float = 0.1
     particle_weight: float = 0.0
+    grain_discriminator: GrainDiscriminatorSchema = field(default_factory=GrainDiscriminatorSchema)
     topography: TopographySchema = field(default_factory=TopographySchema)
 
 
@@ -426,6 +439,12 @@ def check_model(node: Any, key: str = "model") -> ModelSchema:
     fraction(f"{key}.topography.average_from", t.average_from)
     fraction(f"{key}.ema_decay", m.ema_decay, upper_open=True)
     at_least(f"{key}.particle_weight", m.particle_weight, 0.0)
+    grain = m.grain_discriminator
+    at_least(f"{key}.grain_discriminator.weight", grain.weight, 0.0)
+    for name in ("window", "min_area_px", "per_image"):
+        at_least(f"{key}.grain_discriminator.{name}", getattr(grain, name), 1)
+    if grain.threshold is not None:
+        fraction(f"{key}.grain_discriminator.threshold", grain.threshold)
     if d.norm not in D_NORMS:
         raise ConfigError(f"{key}.discriminator.norm", f"expected one of {D_NORMS}, got {d.norm!r}")
     if m.lr_decay not in LR_DECAYS:

@@ -18,9 +18,11 @@ import pytorch_lightning as pl
 import torch
 
 from diffrendergan.config import material_from_dict, renderer_from_dict
+from diffrendergan.data.datasets import RealPatchDataset
 from diffrendergan.data.scenes import SceneBatch, ScenePlan, SceneStream
 from diffrendergan.metrics.realism import GreyLevelW1, SlicedWasserstein
 from diffrendergan.models.generator import Generator
+from diffrendergan.models.grain_windows import grain_threshold, grain_windows
 from diffrendergan.models.topography import Topography
 from diffrendergan.scene.sampler import LayoutSampler, Scenes
 from diffrendergan.schemas import ModelSchema, check_model
@@ -93,6 +95,10 @@ class GANModule(pl.LightningModule):
         self.d_loss_fn, self.g_loss_fn = parts.d_loss, parts.g_loss
         self._optimizer_factories = (parts.optimizer_g, parts.optimizer_d)
         self.topography: Topography | None = parts.topography
+        self.grain_discriminator = parts.grain_discriminator
+        if self.grain_discriminator is not None:  # a buffer, so a checkpoint keeps the level it used
+            level = spec.grain_discriminator.threshold
+            self.register_buffer("grain_threshold", torch.tensor(float("nan") if level is None else level))
         self._val_real: list[torch.Tensor] = []
         # val/swd, val/hist_w1: the real validation patches are measured once (a cached reference, gathered
         # over DDP ranks by patch id) and every validation compares the evaluation renders to it.
@@ -158,7 +164,8 @@ class GANModule(pl.LightningModule):
             t = self.spec.topography
             topo = [p for p in self.topography.parameters() if p.requires_grad]
             groups.append({"params": topo, "lr": t.lr, "betas": tuple(t.betas)})
-        opt_g, opt_d = make_g(groups), make_d(self.discriminator.parameters())
+        critics = [self.discriminator] + ([self.grain_discriminator] if self.grain_discriminator else [])
+        opt_g, opt_d = make_g(groups), make_d([p for d in critics for p in d.parameters()])
         factor = self._lr_factor_fn()
         scheds = [torch.optim.lr_scheduler.LambdaLR(opt, factor) for opt in (opt_g, opt_d)]
         return [opt_g, opt_d], scheds
@@ -198,16 +205,44 @@ class GANModule(pl.LightningModule):
         of appearance-only epochs; a fixed law ignores it)."""
         return self.topography is not None and self.current_epoch >= self.spec.topography.warmup_epochs
 
+    def on_fit_start(self) -> None:
+        if self.grain_discriminator is not None and torch.isnan(self.grain_threshold):
+            train_set = getattr(self.trainer.datamodule, "train_set", None)
+            if train_set is not None:  # every rank reads the same files: the same level
+                plain = RealPatchDataset(train_set.files)
+                patches = torch.stack([plain[i] for i in range(len(plain))])
+                self.grain_threshold.fill_(grain_threshold(patches))
+
+    def _grain_windows(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, 1, w, w) grain-centred windows of ``images`` (B, 1, H, W); see grain_windows."""
+        g = self.spec.grain_discriminator
+        if torch.isnan(self.grain_threshold):  # no data module with files: the first real batch
+            self.grain_threshold.fill_(grain_threshold(images))
+        return grain_windows(images, float(self.grain_threshold), g.window, g.min_area_px, g.per_image)
+
+    def _grain_loss(self, loss_fn, *windows: torch.Tensor) -> torch.Tensor:
+        """``weight`` x the grain discriminator's loss on the given windows. While a side has no
+        grain there is no verdict: the loss is 0, with the network still in the graph (DDP needs
+        every rank to use the same parameters)."""
+        net, weight = self.grain_discriminator, self.spec.grain_discriminator.weight
+        if any(len(w) == 0 for w in windows):
+            return 0.0 * net(windows[0].new_zeros(1, 1, *windows[0].shape[-2:])).sum()
+        return weight * loss_fn(*(net(w) for w in windows))
+
     def training_step(self, batch: dict[str, Any] | torch.Tensor, batch_idx: int) -> None:
         opt_g, opt_d = self.optimizers()
         real, batch_scenes = self._scenes(batch)
         learn = self._learning_law()
         scenes = self.layout_sampler.sample(batch_scenes, learn)
         fake = self.generator.render(scenes).image
+        grains = self.grain_discriminator is not None
+        real_w, fake_w = (self._grain_windows(real), self._grain_windows(fake)) if grains else (None, None)
 
         with self.toggled_optimizer(opt_g):
             d_fake_g = self.discriminator(fake)
             loss_g = self.g_loss_fn(d_fake_g, self._patch_weight(scenes, d_fake_g.shape[-2:]))
+            if grains:
+                loss_g = loss_g + self._grain_loss(self.g_loss_fn, fake_w)
             opt_g.zero_grad()
             self.manual_backward(loss_g)
             opt_g.step()
@@ -218,6 +253,8 @@ class GANModule(pl.LightningModule):
             d_real = self.discriminator(real)
             d_fake = self.discriminator(fake.detach())
             loss_d = self.d_loss_fn(d_real, d_fake)
+            if grains:
+                loss_d = loss_d + self._grain_loss(self.d_loss_fn, real_w, fake_w.detach())
             opt_d.zero_grad()
             self.manual_backward(loss_d)
             opt_d.step()

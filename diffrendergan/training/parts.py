@@ -34,6 +34,8 @@ class GANParts:
         d_loss: (real logits, fake logits) -> scalar; g_loss: (fake logits, weight=None) -> scalar.
         optimizer_g, optimizer_d: factories that receive parameters (or parameter groups).
         topography: the learnable size law, or None when the law is fixed.
+        grain_discriminator: a second discriminator like ``discriminator`` for grain-centred
+            windows, or None when ``model.grain_discriminator.weight`` is 0.
     """
 
     generator: Generator
@@ -43,6 +45,7 @@ class GANParts:
     optimizer_g: OptimizerFactory
     optimizer_d: OptimizerFactory
     topography: Topography | None
+    grain_discriminator: nn.Module | None = None
 
 
 def build_parts(material: MaterialConfig, renderer: RendererConfig, model: ModelSchema) -> GANParts:
@@ -61,6 +64,7 @@ def build_parts(material: MaterialConfig, renderer: RendererConfig, model: Model
         optimizer_g=_build(model.optimizer_g),
         optimizer_d=_build(model.optimizer_d),
         topography=build_topography(material, model) if model.topography.enabled else None,
+        grain_discriminator=_build(model.discriminator) if model.grain_discriminator.weight > 0 else None,
     )
 
 
