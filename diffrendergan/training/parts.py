@@ -56,6 +56,12 @@ def build_parts(material: MaterialConfig, renderer: RendererConfig, model: Model
     if model.ema_decay > 0:
         generator.enable_ema(model.ema_decay)
     d_loss, g_loss = _build(model.loss)
+    grain = model.grain_discriminator
+    if grain.weight > 0 and grain.window > material.image_size:
+        raise ConfigError(
+            "model.grain_discriminator.window",
+            f"must be at most the rendered image size ({material.image_size} px), got {grain.window}",
+        )
     return GANParts(
         generator=generator,
         discriminator=_build(model.discriminator),

@@ -77,3 +77,8 @@ def test_the_grain_critic_learns_beside_the_patch_critic_and_keeps_its_threshold
 def test_a_negative_grain_weight_is_one_line() -> None:
     with pytest.raises(ConfigError, match=r"^model\.grain_discriminator\.weight: expected >= 0"):
         GANModule(small_material(), {}, {"grain_discriminator": {"weight": -1.0}})
+
+
+def test_a_window_larger_than_the_renders_is_one_line() -> None:
+    with pytest.raises(ConfigError, match=r"^model\.grain_discriminator\.window: must be at most"):
+        GANModule(small_material(64), {}, {"grain_discriminator": {"weight": 1.0, "window": 96}})
