@@ -22,12 +22,14 @@ from skimage.measure import label, regionprops
 SMOOTHING_PX = 1.0  # noise must not split a grain into specks or join film pixels to it
 
 
-def grain_threshold(images: torch.Tensor) -> float:
+def otsu_grain_level(images: torch.Tensor) -> float:
     """Otsu's threshold over all pixels of ``images`` (N, 1, H, W): grains against film."""
     return float(threshold_otsu(images.detach().float().cpu().numpy().ravel()))
 
 
-def window_corners(image: np.ndarray, threshold: float, window: int, min_area_px: int, limit: int) -> list:
+def window_corners(
+    image: np.ndarray, threshold: float, window: int, min_area_px: int, limit: int
+) -> list[tuple[int, int]]:
     """Top-left corners (y, x) of up to ``limit`` windows of ``window`` px centred on the largest
     blobs of at least ``min_area_px`` px above ``threshold`` in ``image`` (H, W), kept inside it."""
     h, w = image.shape

@@ -22,7 +22,7 @@ from diffrendergan.data.datasets import RealPatchDataset
 from diffrendergan.data.scenes import SceneBatch, ScenePlan, SceneStream
 from diffrendergan.metrics.realism import GreyLevelW1, SlicedWasserstein
 from diffrendergan.models.generator import Generator
-from diffrendergan.models.grain_windows import grain_threshold, grain_windows
+from diffrendergan.models.grain_windows import grain_windows, otsu_grain_level
 from diffrendergan.models.topography import Topography
 from diffrendergan.scene.sampler import LayoutSampler, Scenes
 from diffrendergan.schemas import ModelSchema, check_model
@@ -211,13 +211,13 @@ class GANModule(pl.LightningModule):
             if train_set is not None:  # every rank reads the same files: the same level
                 plain = RealPatchDataset(train_set.files)
                 patches = torch.stack([plain[i] for i in range(len(plain))])
-                self.grain_threshold.fill_(grain_threshold(patches))
+                self.grain_threshold.fill_(otsu_grain_level(patches))
 
     def _grain_windows(self, images: torch.Tensor) -> torch.Tensor:
         """(N, 1, w, w) grain-centred windows of ``images`` (B, 1, H, W); see grain_windows."""
         g = self.spec.grain_discriminator
         if torch.isnan(self.grain_threshold):  # no data module with files: the first real batch
-            self.grain_threshold.fill_(grain_threshold(images))
+            self.grain_threshold.fill_(otsu_grain_level(images))
         return grain_windows(images, float(self.grain_threshold), g.window, g.min_area_px, g.per_image)
 
     def _grain_loss(self, loss_fn, *windows: torch.Tensor) -> torch.Tensor:
