@@ -67,6 +67,17 @@ class PrepareDataSchema(PatchingSchema):
 
 
 @dataclass
+class NeuralShaderSchema:
+    """``model.generator.neural_shader``: a CNN on the G-buffer that multiplies the physics signal
+    by a learned per-pixel gain (:mod:`diffrendergan.models.neural_shader`); ``channels`` 0 = off."""
+
+    _target_: str = "diffrendergan.models.neural_shader.build_neural_shader"
+    channels: int = 0
+    layers: int = 3
+    max_log_gain: float = 1.0
+
+
+@dataclass
 class GeneratorSchema:
     """``model.generator``: the parameter network, built by ``instantiate`` as a partial that
     receives the material and renderer (see :mod:`diffrendergan.training.parts`)."""
@@ -78,6 +89,7 @@ class GeneratorSchema:
     layers: int = 4
     dropout: float = 0.2
     max_particles: int | None = None
+    neural_shader: NeuralShaderSchema = field(default_factory=NeuralShaderSchema)
 
 
 @dataclass
@@ -428,6 +440,9 @@ def check_model(node: Any, key: str = "model") -> ModelSchema:
     ):
         at_least(f"{key}.{name}", value, 1)
     at_least(f"{key}.generator.max_particles", g.max_particles, 1, allow_none=True)
+    at_least(f"{key}.generator.neural_shader.channels", g.neural_shader.channels, 0)
+    at_least(f"{key}.generator.neural_shader.layers", g.neural_shader.layers, 1)
+    positive(f"{key}.generator.neural_shader.max_log_gain", g.neural_shader.max_log_gain)
     fraction(f"{key}.generator.dropout", g.dropout, upper_open=True)
     for name, opt in (("optimizer_g", m.optimizer_g), ("optimizer_d", m.optimizer_d)):
         positive(f"{key}.{name}.lr", opt.lr)

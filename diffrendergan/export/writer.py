@@ -326,7 +326,7 @@ def render_batch(
     r, dev = g.renderer, g.device
     unit = export_unit_params(g, layouts, baseline, widen)
     streams = [torch.Generator(device=dev).manual_seed(lay.seed) for lay in layouts]
-    out = r.shade(r.gbuffer(layouts, device=dev), unit, streams)
+    out = r.shade(r.gbuffer(layouts, device=dev), unit, streams, refine=g.refine)
     return out.image[:, 0], out.params
 
 

@@ -4,10 +4,12 @@
 ``G(phi) = noise(render(param_net(phi)))``: a sampled particle layout phi is encoded as
 (x, y, z, size) per particle, the network predicts one unit parameter vector per image, the
 ParamSpace maps it into the configured physical ranges, and the renderer draws the image. Only the
-network learns; geometry, and therefore the masks, are exact.
+networks learn (the parameter network and, when configured, a neural shader that reshapes the
+physics signal per pixel: :mod:`~diffrendergan.models.neural_shader`); geometry, and therefore the
+masks, are exact.
 
-With an exponential moving average of the network's weights (:meth:`Generator.enable_ema`), the
-average predicts whenever the generator is in eval mode (evaluation renders, checkpoint choice,
+With an exponential moving average of the networks' weights (:meth:`Generator.enable_ema`), the
+average predicts (and shades) whenever the generator is in eval mode (evaluation renders, checkpoint choice,
 export): a GAN's weights keep oscillating around a good solution, their average sits closer to it.
 """
 
@@ -19,6 +21,7 @@ from torch.optim.swa_utils import AveragedModel
 
 from diffrendergan.config import MaterialConfig, RendererConfig
 from diffrendergan.errors import ConfigError
+from diffrendergan.models.neural_shader import NeuralShader
 from diffrendergan.models.param_net import PARAM_NETS
 from diffrendergan.rendering.gbuffer import GBuffer
 from diffrendergan.rendering.renderer import MicroscopyRenderer, RenderOutput
@@ -57,6 +60,7 @@ class Generator(nn.Module):
         layers: int = 4,
         dropout: float = 0.2,
         layout_cache: int = 4096,
+        neural_shader: NeuralShader | None = None,
     ):
         super().__init__()
         if net not in PARAM_NETS:
@@ -73,22 +77,27 @@ class Generator(nn.Module):
         self.fov_nm = material.image_size * material.pixel_size_nm
         self.size_ref_nm = size_law_moments(material.size)["mean_size_nm"]
         self.net_ema: AveragedModel | None = None
+        self.neural_shader = neural_shader
+        self.neural_shader_ema: AveragedModel | None = None
 
     @property
     def space(self):
         return self.renderer.space
 
     def enable_ema(self, decay: float) -> None:
-        """Keep an exponential moving average (``decay`` per update) of the network's weights."""
+        """Keep an exponential moving average (``decay`` per update) of the networks' weights."""
         if not 0.0 < decay < 1.0:
             raise ConfigError("model.ema_decay", f"expected a decay in (0, 1) (or 0 = off), got {decay}")
-        self.net_ema = AveragedModel(self.net, avg_fn=ema_with_warmup(decay), use_buffers=True)
-        self.net_ema.requires_grad_(False)  # updated by averaging, never by an optimizer (nor DDP)
+        self.net_ema = _averaged(self.net, decay)
+        if self.neural_shader is not None:
+            self.neural_shader_ema = _averaged(self.neural_shader, decay)
 
     def update_ema(self) -> None:
         """One EMA step towards the current weights (call after each optimizer step)."""
         if self.net_ema is not None:
             self.net_ema.update_parameters(self.net)
+        if self.neural_shader_ema is not None:
+            self.neural_shader_ema.update_parameters(self.neural_shader)
 
     @property
     def predictor(self) -> nn.Module:
@@ -96,6 +105,13 @@ class Generator(nn.Module):
         if self.net_ema is not None and not self.training:
             return self.net_ema.module
         return self.net
+
+    @property
+    def refine(self) -> NeuralShader | None:
+        """The neural shader that corrects the physics signal (its EMA in eval mode), or None."""
+        if self.neural_shader_ema is not None and not self.training:
+            return self.neural_shader_ema.module
+        return self.neural_shader
 
     @property
     def device(self) -> torch.device:
@@ -141,7 +157,7 @@ class Generator(nn.Module):
         unit = self.unit_params(layouts)
         if gbuffer is None:
             gbuffer = self.renderer.gbuffer(layouts, device=unit.device)
-        return self.renderer.shade(gbuffer, unit, generator, noise=noise)
+        return self.renderer.shade(gbuffer, unit, generator, noise=noise, refine=self.refine)
 
     def render(self, scenes: Scenes, generator: torch.Generator | None = None) -> RenderOutput:
         """Render a batch of scenes from any :class:`~diffrendergan.scene.sampler.LayoutSampler`.
@@ -155,4 +171,11 @@ class Generator(nn.Module):
         sizes = scenes.sizes or []
         parts = [build_particles(lay, self.material, sizes=s) for lay, s in zip(scenes.layouts, sizes)]
         unit = self.unit_params(scenes.layouts)
-        return self.renderer.render_soft(scenes.layouts, parts, scenes.presence, unit, generator)
+        return self.renderer.render_soft(scenes.layouts, parts, scenes.presence, unit, generator, self.refine)
+
+
+def _averaged(module: nn.Module, decay: float) -> AveragedModel:
+    """An EMA copy of ``module``, updated by averaging, never by an optimizer (nor DDP)."""
+    avg = AveragedModel(module, avg_fn=ema_with_warmup(decay), use_buffers=True)
+    avg.requires_grad_(False)
+    return avg

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import torch
@@ -53,6 +53,11 @@ def introduced_held(shader_name: str) -> dict[str, dict[str, float | bool]]:
     shader = get_shader(shader_name)
     detector = held_entries(DETECTOR_INTRODUCED, DETECTOR_RANGES)
     return {**held_entries(shader.introduced, shader.ranges), **detector}
+
+
+# A learned correction of the shader's signal (B, 1, H, W) given the G-buffer: the generator's
+# neural shader (diffrendergan.models.neural_shader), applied before the detector's optics.
+Refine = Callable[[GBuffer, torch.Tensor], torch.Tensor]
 
 
 @dataclass
@@ -125,13 +130,15 @@ class MicroscopyRenderer:
         unit_params: torch.Tensor,
         generator: torch.Generator | Sequence[torch.Generator] | None = None,
         noise: bool = True,
+        refine: Refine | None = None,
     ) -> RenderOutput:
         """Differentiable part: unit params (B, K) -> image (B, 1, H, W).
 
         ``generator``: one noise stream for the batch (training), or one per image (export: an
-        image's noise then depends only on its own seed, not on its batch neighbours)."""
+        image's noise then depends only on its own seed, not on its batch neighbours).
+        ``refine``: the generator's neural shader, if it has one."""
         params = self.space.to_physical(unit_params)
-        signal = self.shader(gb.to(unit_params.device), params)
+        signal = self.signal(gb.to(unit_params.device), params, refine)
         x = optics(signal, params, self.cfg.supersample)
         if not noise:
             return RenderOutput(x.clamp(0, 1), params)
@@ -142,6 +149,11 @@ class MicroscopyRenderer:
             xk = x[k : k + 1]
             per_image.append(add_noise(xk, {n: v[k : k + 1] for n, v in params.items()}, g, geometry_free=xk))
         return RenderOutput(torch.cat(per_image), params)
+
+    def signal(self, gb: GBuffer, params: dict[str, torch.Tensor], refine: Refine | None) -> torch.Tensor:
+        """Noiseless detector signal (B, 1, H, W): the shader's, then the learned correction."""
+        signal = self.shader(gb, params)
+        return signal if refine is None else refine(gb, signal)
 
     def render(
         self,
@@ -158,6 +170,7 @@ class MicroscopyRenderer:
         weights: list[torch.Tensor] | None,
         unit_params: torch.Tensor,
         generator: torch.Generator | None = None,
+        refine: Refine | None = None,
     ) -> RenderOutput:
         """Geometry-gradient mode: the image is differentiable in the particle meshes too.
 
@@ -173,8 +186,8 @@ class MicroscopyRenderer:
         )
         gb = self.gbuffer(layouts, scale=1, device=unit_params.device).to(unit_params.device)
         params = self.space.to_physical(unit_params)
-        full = self.shader(gb, params)
-        substrate = self.shader(replace(gb, particle=torch.zeros_like(gb.particle)), params)
+        full = self.signal(gb, params, refine)
+        substrate = self.signal(replace(gb, particle=torch.zeros_like(gb.particle)), params, refine)
         particle = dilate_into_background(full, gb.particle)
         cov = cov.to(full)
         x = optics(cov * particle + (1 - cov) * substrate, params)
