@@ -107,3 +107,17 @@ def test_the_export_shades_with_it_and_an_image_ignores_its_batch_neighbours(tmp
 def test_bad_settings_are_one_line(key: str, value: float, message: str) -> None:
     with pytest.raises(ConfigError, match=rf"^model\.generator\.neural_shader\.{key}: {message}"):
         GANModule(small_material(), {}, {"generator": {"neural_shader": {key: value}}})
+
+
+def test_it_shades_the_soft_renders_of_a_learned_size_law() -> None:
+    """With topography learning (soft silhouettes) the same network shades the particle and the
+    substrate signals, and both it and the law learn from the generator's loss."""
+    model = {**NEURAL, "topography": {"enabled": True, "lr": 0.05, "init": {"median_nm": 30.0}}}
+    torch.manual_seed(0)
+    module = GANModule(small_material(), {"faces_per_pixel": 8}, model)
+    head0 = module.generator.neural_shader.head.weight.detach().clone()
+    loc0 = float(module.topography.loc)
+    trainer = pl.Trainer(max_steps=3, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    trainer.fit(module, torch.utils.data.DataLoader(torch.rand(6, 1, 64, 64), batch_size=2))
+    assert not torch.equal(module.generator.neural_shader.head.weight, head0)
+    assert float(module.topography.loc) != loc0
