@@ -322,11 +322,15 @@ def render_batch(
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Render layouts in one batched shading pass, with per-image noise and parameter streams
     (:func:`export_unit_params`; noise seeded by each layout's seed), so that an image does not
-    depend on its batch neighbours. Returns image (B, H, W) in [0, 1] and params {name: (B,)}."""
+    depend on its batch neighbours. Returns image (B, H, W) in [0, 1] and params {name: (B,)}.
+
+    The no-GAN baseline is the physics shading with uniform parameters: nothing learned, so a
+    trained generator's neural shader is left out of it (``compare`` renders both rows with the
+    checkpoint's generator)."""
     r, dev = g.renderer, g.device
     unit = export_unit_params(g, layouts, baseline, widen)
     streams = [torch.Generator(device=dev).manual_seed(lay.seed) for lay in layouts]
-    out = r.shade(r.gbuffer(layouts, device=dev), unit, streams, refine=g.refine)
+    out = r.shade(r.gbuffer(layouts, device=dev), unit, streams, refine=None if baseline else g.refine)
     return out.image[:, 0], out.params
 
 

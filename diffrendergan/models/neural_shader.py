@@ -1,7 +1,7 @@
 """A G-buffer-conditioned neural shader: a small CNN that reshapes the physics shading per pixel.
 
 The analytic SE shader draws every grain as a smooth solid with a handful of per-image parameters;
-real TiO2 grains have facets, a shaded side and mottled bodies that no such parameter can draw, and
+real TiO2 grains have facets, crisp outlines and a shaded side that no such parameter can draw, and
 a critic on grain windows tells the two apart at once (README, "What the discriminator sees of the
 grains"). In the spirit of deferred neural rendering (Thies et al. 2019), this network reads the
 G-buffer beside the physics signal and multiplies the signal by a learned gain in

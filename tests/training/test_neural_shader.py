@@ -96,6 +96,17 @@ def test_the_export_shades_with_it_and_an_image_ignores_its_batch_neighbours(tmp
     assert masks[0] == masks[1]  # geometry untouched: the masks are the same
 
 
+def test_the_uniform_baseline_is_physics_shading_only(tmp_path: Path) -> None:
+    """``compare`` renders the uniform row with the checkpoint's generator: a trained neural shader
+    must not enter the no-GAN baseline."""
+    g = _module(NEURAL).generator.eval()
+    export_dataset(g, tmp_path / "identity", 2, ExportOptions(baseline=True, progress=False))
+    torch.nn.init.normal_(g.neural_shader.head.weight, std=0.5)
+    export_dataset(g, tmp_path / "trained", 2, ExportOptions(baseline=True, progress=False))
+    images = [(tmp_path / d / "images" / "000001.png").read_bytes() for d in ("identity", "trained")]
+    assert images[0] == images[1]
+
+
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
