@@ -4,8 +4,8 @@ A PatchGAN over whole 256 px patches spends most of its verdicts on film: grains
 TiO2 patch. Trained on real patches against a GAN's renders, its verdicts hardly separate the two
 (per-patch AUC 0.77-0.92, mean outputs 0.01-0.02 apart), while the same network trained on 48 px
 windows centred on grains tells real grains from rendered ones with AUC 0.92-0.999 (README, "What
-the discriminator sees of the grains"; a GAN with such a second critic, 3 seeds: segmenters as good,
-grain profiles further from real, so it is off by default). The windows are found the same way on
+the discriminator sees of the grains"; off by default, on in ``experiment=real`` together with the
+neural shader that lets the generator answer it). The windows are found the same way on
 both sides, without masks: bright blobs of the lightly smoothed image above one threshold, Otsu's
 over the real training patches (real patches are percentile-stretched and the renders are matched
 to them, so one grey level means the same on both sides). The crop is differentiable in the image;
