@@ -99,19 +99,19 @@ class Generator(nn.Module):
         if self.neural_shader_ema is not None:
             self.neural_shader_ema.update_parameters(self.neural_shader)
 
+    def _in_use(self, module: nn.Module | None, ema: AveragedModel | None) -> nn.Module | None:
+        """``module``, or its EMA in eval mode when there is one."""
+        return ema.module if ema is not None and not self.training else module
+
     @property
     def predictor(self) -> nn.Module:
         """The network that predicts parameters: the EMA in eval mode when there is one."""
-        if self.net_ema is not None and not self.training:
-            return self.net_ema.module
-        return self.net
+        return self._in_use(self.net, self.net_ema)
 
     @property
     def refine(self) -> NeuralShader | None:
         """The neural shader that corrects the physics signal (its EMA in eval mode), or None."""
-        if self.neural_shader_ema is not None and not self.training:
-            return self.neural_shader_ema.module
-        return self.neural_shader
+        return self._in_use(self.neural_shader, self.neural_shader_ema)
 
     @property
     def device(self) -> torch.device:
