@@ -1,0 +1,335 @@
+"""The adversarial training loop as a LightningModule (manual optimisation).
+
+Per batch (the paper's order): render once the scenes that the layout sampler gives for the
+batch's seeds (a fixed law's fresh or pooled layouts, or a learnable law's differentiable ones:
+one code path, see :mod:`diffrendergan.scene.sampler`), G step on the render, then D step on the
+same render detached — one render per batch, since rendering is the expensive part on CPU. Per
+validation epoch: a weight-free realism metric (sliced Wasserstein distance on Laplacian
+pyramids) between the held-out real patches and renders of a fixed set of evaluation layouts
+with fixed noise, so values are comparable across epochs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+
+from diffrendergan.config import material_from_dict, renderer_from_dict
+from diffrendergan.data.datasets import RealPatchDataset
+from diffrendergan.data.scenes import SceneBatch, ScenePlan, SceneStream
+from diffrendergan.metrics.realism import GreyLevelW1, SlicedWasserstein
+from diffrendergan.models.generator import Generator
+from diffrendergan.models.grain_windows import grain_windows, otsu_grain_level
+from diffrendergan.models.topography import Topography
+from diffrendergan.scene.sampler import LayoutSampler, Scenes
+from diffrendergan.schemas import ModelSchema, check_model
+from diffrendergan.training.parts import GANParts, build_parts
+
+EVAL_SEED_BASE = 1_000_000_007  # evaluation layouts never collide with training seeds
+
+
+@dataclass(frozen=True)
+class EvalSample:
+    """What every end-of-validation consumer (realism metric, grids, histograms, appearance)
+    needs, made once per optimizer step: renders of the fixed evaluation layouts (eval mode,
+    fixed noise), their parameters and exact masks, all on the CPU.
+
+    Attributes:
+        fake: (N, 1, H, W) renders in [0, 1].
+        params: {name: (N,)} physical parameters used.
+        classes: (N, H, W) uint8 3-class masks; instances: (N, H, W) long instance maps.
+    """
+
+    fake: torch.Tensor
+    params: dict[str, torch.Tensor]
+    classes: torch.Tensor
+    instances: torch.Tensor
+
+
+class GANModule(pl.LightningModule):
+    """DiffRenderGAN training: the loop, given its built parts.
+
+    Args:
+        material, renderer: config dicts (see :mod:`diffrendergan.config`).
+        model: the ``model`` config (a dict or :class:`~diffrendergan.schemas.ModelSchema`;
+            None = defaults), checked once here. Its keys are documented in
+            ``configs/model/gan.yaml``; the ones the loop reads:
+            ``layout_pool`` (fixed pool of layouts, 0 = fresh every step), ``n_eval``
+            (evaluation renders per validation), ``lr_decay`` / ``lr_end_factor`` (both learning
+            rates fall linearly to that fraction over the run: a GAN settles instead of swinging
+            at full step size), ``particle_weight`` w (the generator's loss weights each
+            discriminator patch by 1 + w * its particle coverage, so the particles' appearance,
+            not only the substrate's, drives the generator), ``topography.*`` (learning the size
+            law: ``warmup_epochs`` of appearance-only training first, so its first gradients
+            come from a discriminator that already compares plausible images; ``average_from``,
+            the fraction of the law-learning epochs after which every step enters the reported
+            Polyak-Ruppert average).
+        seed: base of all layout seeds.
+        parts: the built networks, losses and optimizer factories; None = built from ``model``
+            (:func:`~diffrendergan.training.parts.build_parts`), which is how checkpoints load.
+    """
+
+    def __init__(
+        self,
+        material: dict[str, Any],
+        renderer: dict[str, Any] | None = None,
+        model: dict[str, Any] | ModelSchema | None = None,
+        seed: int = 0,
+        parts: GANParts | None = None,
+    ):
+        super().__init__()
+        spec = model if isinstance(model, ModelSchema) else check_model(model or {})
+        # Plain values only, so that a checkpoint rebuilds the module (parts from ``model``).
+        self.save_hyperparameters(
+            {"material": material, "renderer": renderer, "model": asdict(spec), "seed": seed}
+        )
+        self.spec = spec
+        self.automatic_optimization = False
+        if parts is None:
+            parts = build_parts(material_from_dict(material), renderer_from_dict(renderer), spec)
+        self.generator = parts.generator
+        self.discriminator = parts.discriminator
+        self.d_loss_fn, self.g_loss_fn = parts.d_loss, parts.g_loss
+        self._optimizer_factories = (parts.optimizer_g, parts.optimizer_d)
+        self.topography: Topography | None = parts.topography
+        self.grain_discriminator = parts.grain_discriminator
+        if self.grain_discriminator is not None:  # a buffer, so a checkpoint keeps the level it used
+            level = spec.grain_discriminator.threshold
+            self.register_buffer("grain_threshold", torch.tensor(float("nan") if level is None else level))
+        self._val_real: list[torch.Tensor] = []
+        # val/swd, val/hist_w1: the real validation patches are measured once (a cached reference, gathered
+        # over DDP ranks by patch id) and every validation compares the evaluation renders to it.
+        self.val_swd = SlicedWasserstein(seed=0)
+        self.val_hist = GreyLevelW1()
+        self._reference_ready = False
+        self.last_realism: dict[str, float] = {}
+        self._eval_cache: tuple[int, EvalSample] | None = None
+
+    # ------------------------------------------------------------------ scenes
+    @property
+    def batches_seen(self) -> int:
+        """Training batches so far (Lightning's global_step counts the G and D optimizer steps)."""
+        return self.global_step // 2
+
+    @property
+    def scene_plan(self) -> ScenePlan:
+        return ScenePlan(seed=int(self.hparams.seed), pool=self.spec.layout_pool)
+
+    @property
+    def layout_sampler(self) -> LayoutSampler:
+        """Where training layouts come from: the learnable law when learning topography, else the
+        generator's configured one (a property, so the learnable law is registered only once)."""
+        return self.topography if self.topography is not None else self.generator.scene_law
+
+    def scene_stream(self, workers: int = 0) -> SceneStream:
+        """The training scenes for a data module's ``workers``: layouts of a fixed law with their
+        G-buffers; for a learnable law only the seeds."""
+        material = self.layout_sampler.worker_material
+        return SceneStream(self.scene_plan, material, self.generator.renderer.cfg, workers=workers)
+
+    def _scenes(self, batch: dict[str, Any] | torch.Tensor) -> tuple[torch.Tensor, SceneBatch]:
+        """(real (B, 1, H, W), scenes) of a training batch. A loader of real patches alone (no
+        scene stream attached) gets this rank's seeds from the same plan (the sampler draws)."""
+        if isinstance(batch, dict):
+            real = batch["real"]
+            return real, batch["scenes"].head(real.shape[0])
+        world = max(self.trainer.world_size, 1) if self._trainer is not None else 1
+        seeds = self.scene_plan.seeds(self.global_rank, world, self.batches_seen, batch.shape[0])
+        return batch, SceneBatch(seeds)
+
+    def eval_layouts(self):
+        """Fixed evaluation layouts of the sampler's current law."""
+        return self.layout_sampler.layouts(self.eval_seeds())
+
+    def export_generator(self) -> Generator:
+        """The generator to write datasets with; its layouts follow the sampler's export law (a
+        learned size and count law, when learning topography)."""
+        self.generator.use_scene_law(self.layout_sampler.export_material())
+        return self.generator
+
+    def eval_seeds(self) -> list[int]:
+        return [EVAL_SEED_BASE + self.hparams.seed * 1000 + i for i in range(self.spec.n_eval)]
+
+    # ---------------------------------------------------------------- training
+    def configure_optimizers(self):
+        make_g, make_d = self._optimizer_factories
+        groups = [{"params": [p for p in self.generator.parameters() if p.requires_grad]}]
+        if self.topography is not None:  # same G loss, own learning rate and momentum
+            # A few scalars with a noisy adversarial gradient: the GAN's beta1 = 0.5 makes Adam
+            # close to sign-SGD (each step ~lr whatever the signal); beta1 = 0.9 averages the
+            # gradient over ~10 steps, so the step follows its mean rather than its noise.
+            t = self.spec.topography
+            topo = [p for p in self.topography.parameters() if p.requires_grad]
+            groups.append({"params": topo, "lr": t.lr, "betas": tuple(t.betas)})
+        critics = [self.discriminator] + ([self.grain_discriminator] if self.grain_discriminator else [])
+        opt_g, opt_d = make_g(groups), make_d([p for d in critics for p in d.parameters()])
+        factor = self._lr_factor_fn()
+        scheds = [torch.optim.lr_scheduler.LambdaLR(opt, factor) for opt in (opt_g, opt_d)]
+        return [opt_g, opt_d], scheds
+
+    def _lr_factor_fn(self):
+        """Learning-rate factor per training batch: 1, or linear from 1 to ``lr_end_factor`` over
+        the run's batches (known only with an epoch or step limit)."""
+        total = self.trainer.estimated_stepping_batches if self._trainer is not None else float("inf")
+        if self.spec.lr_decay == "constant" or not 0 < total < float("inf"):
+            return lambda batch: 1.0
+        end = float(self.spec.lr_end_factor)
+        return lambda batch: 1.0 - (1.0 - end) * min(batch / max(total - 1, 1), 1.0)
+
+    def _patch_weight(self, scenes: Scenes, grid: torch.Size) -> torch.Tensor | None:
+        """(B, 1, h, w) weight 1 + particle_weight * particle coverage of each discriminator patch
+        (from the layouts' exact masks: their G-buffers), or None when off."""
+        w = float(self.spec.particle_weight)
+        if w == 0:
+            return None
+        gbuffer = scenes.gbuffer
+        if gbuffer is None:
+            gbuffer = self.generator.renderer.gbuffer(scenes.layouts, device=self.device)
+        coverage = gbuffer.particle
+        return 1.0 + w * torch.nn.functional.adaptive_avg_pool2d(coverage, tuple(grid)).to(self.device)
+
+    def _in_averaging_tail(self) -> bool:
+        """Whether this epoch belongs to the averaged tail of the law's trajectory (never when the
+        run has no epoch limit: then the EMA is reported)."""
+        max_epochs = self.trainer.max_epochs if self._trainer is not None else None
+        if max_epochs is None or max_epochs < 0:
+            return False
+        start = self.spec.topography.warmup_epochs
+        return self.current_epoch >= start + self.spec.topography.average_from * (max_epochs - start)
+
+    def _learning_law(self) -> bool:
+        """Whether the sampler's geometry learns this epoch (a learnable law after its warm-up
+        of appearance-only epochs; a fixed law ignores it)."""
+        return self.topography is not None and self.current_epoch >= self.spec.topography.warmup_epochs
+
+    def on_fit_start(self) -> None:
+        if self.grain_discriminator is not None and torch.isnan(self.grain_threshold):
+            train_set = getattr(self.trainer.datamodule, "train_set", None)
+            if train_set is not None:  # every rank reads the same files: the same level
+                plain = RealPatchDataset(train_set.files)
+                patches = torch.stack([plain[i] for i in range(len(plain))])
+                self.grain_threshold.fill_(otsu_grain_level(patches))
+
+    def _grain_windows(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, 1, w, w) grain-centred windows of ``images`` (B, 1, H, W); see grain_windows."""
+        g = self.spec.grain_discriminator
+        if torch.isnan(self.grain_threshold):  # no data module with files: the first real batch
+            self.grain_threshold.fill_(otsu_grain_level(images))
+        return grain_windows(images, float(self.grain_threshold), g.window, g.min_area_px, g.per_image)
+
+    def _grain_loss(self, loss_fn, *windows: torch.Tensor) -> torch.Tensor:
+        """``weight`` x the grain discriminator's loss on the given windows. While a side has no
+        grain there is no verdict: the loss is 0, with the network still in the graph (DDP needs
+        every rank to use the same parameters)."""
+        net, weight = self.grain_discriminator, self.spec.grain_discriminator.weight
+        if any(len(w) == 0 for w in windows):
+            return 0.0 * net(windows[0].new_zeros(1, 1, *windows[0].shape[-2:])).sum()
+        return weight * loss_fn(*(net(w) for w in windows))
+
+    def training_step(self, batch: dict[str, Any] | torch.Tensor, batch_idx: int) -> None:
+        opt_g, opt_d = self.optimizers()
+        real, batch_scenes = self._scenes(batch)
+        learn = self._learning_law()
+        scenes = self.layout_sampler.sample(batch_scenes, learn)
+        fake = self.generator.render(scenes).image
+        grains = self.grain_discriminator is not None
+        real_w, fake_w = (self._grain_windows(real), self._grain_windows(fake)) if grains else (None, None)
+
+        with self.toggled_optimizer(opt_g):
+            d_fake_g = self.discriminator(fake)
+            loss_g = self.g_loss_fn(d_fake_g, self._patch_weight(scenes, d_fake_g.shape[-2:]))
+            if grains:
+                loss_g = loss_g + self._grain_loss(self.g_loss_fn, fake_w)
+            opt_g.zero_grad()
+            self.manual_backward(loss_g)
+            opt_g.step()
+            self.generator.update_ema()
+            self.layout_sampler.after_step(learn, tail=learn and self._in_averaging_tail())
+
+        with self.toggled_optimizer(opt_d):
+            d_real = self.discriminator(real)
+            d_fake = self.discriminator(fake.detach())
+            loss_d = self.d_loss_fn(d_real, d_fake)
+            if grains:
+                loss_d = loss_d + self._grain_loss(self.d_loss_fn, real_w, fake_w.detach())
+            opt_d.zero_grad()
+            self.manual_backward(loss_d)
+            opt_d.step()
+        for sched in self.lr_schedulers() if self.spec.lr_decay != "constant" else []:
+            sched.step()  # manual optimisation: the schedules are stepped here, once per batch
+
+        # StyleGAN-ADA's overfitting signal r_t = E[sign D(real)] (centred for LSGAN targets 0/1).
+        centre = 0.5 if self.spec.loss.name == "lsgan" else 0.0
+        r_t = torch.sign(d_real.detach() - centre).mean()
+        self.log_dict(
+            {"train/loss_g": loss_g.detach(), "train/loss_d": loss_d.detach(), "train/r_t": r_t},
+            prog_bar=True,
+            on_step=True,
+            on_epoch=True,
+            batch_size=real.shape[0],
+        )
+
+    # -------------------------------------------------------------- validation
+    def on_validation_epoch_start(self) -> None:
+        self._val_real = []
+        if not self._reference_ready:
+            self.val_swd.reset()
+            self.val_hist.reset()
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        """batch: real patches (B,1,H,W) and their validation-set ids (B,)."""
+        images, ids = batch
+        self._val_real.append(images.detach().cpu())
+        if not self._reference_ready:
+            self.val_swd.update(images, real=True, ids=ids)
+            self.val_hist.update(images, real=True, ids=ids)
+
+    @property
+    def val_real(self) -> torch.Tensor | None:
+        """This rank's held-out real patches of the last validation, (R, 1, H, W) on the CPU."""
+        return torch.cat(self._val_real) if self._val_real else None
+
+    @torch.no_grad()
+    def eval_sample(self) -> EvalSample:
+        """The evaluation renders and masks (see :class:`EvalSample`); the weights only change
+        with an optimizer step, so one sample per step is kept."""
+        if self._eval_cache is not None and self._eval_cache[0] == self.global_step:
+            return self._eval_cache[1]
+        was_training = self.generator.training
+        self.generator.eval()
+        gen = torch.Generator(device=self.device).manual_seed(12345)
+        layouts = self.eval_layouts()
+        out = self.generator(layouts, generator=gen)
+        self.generator.train(was_training)
+        classes, instances = self.generator.renderer.masks(layouts)
+        sample = EvalSample(out.image.cpu(), {k: v.cpu() for k, v in out.params.items()}, classes, instances)
+        self._eval_cache = (self.global_step, sample)
+        return sample
+
+    def on_validation_epoch_end(self) -> None:
+        real = self.val_real
+        if real is None:
+            return
+        sample = self.eval_sample()
+        fake, params = sample.fake, sample.params
+        metrics = {}
+        for name, metric in (("val/swd", self.val_swd), ("val/hist_w1", self.val_hist)):
+            metric.update(fake, real=False)  # ids 0..n_eval-1: the same renders on every rank
+            value = metric.compute()  # syncs over ranks, drops repeated ids
+            metrics[name] = float(value["mean"] if isinstance(value, dict) else value)
+            metric.reset_fake()
+        if not self.trainer.sanity_checking:  # a sanity run sees only a few batches: not a reference
+            self._reference_ready = True
+        self.last_realism = metrics
+        self.log_dict(metrics, prog_bar=True)
+        for k, v in self.layout_sampler.summary().items():  # a learned law's estimate
+            if v is not None:
+                self.log(f"topography/{k}", float(v))
+        for name, v in params.items():  # synced across ranks: on the module's device (NCCL has no CPU)
+            v = v.to(self.device)
+            self.log(f"params/{name}_mean", v.mean(), sync_dist=True)
+            std = v.std() if v.numel() > 1 else torch.zeros((), device=self.device)
+            self.log(f"params/{name}_std", std, sync_dist=True)
