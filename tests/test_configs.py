@@ -119,6 +119,8 @@ def test_the_real_profile_is_what_the_readme_measured() -> None:
     assert real.model.grain_discriminator.weight == 1.0 and real.model.generator.neural_shader.channels == 16
     assert real.model.optimizer_d.lr == 8 * real.model.optimizer_g.lr  # critics that lead (README)
     assert real.trainer.max_epochs == 20  # the faster critics' runs settle by then (README)
+    assert real.model.loss.name == "lsgan"  # hinge: same segmenters, renders further from real (README)
+    assert real.model.loss._target_ == "diffrendergan.models.gan_losses.get_losses"
 
 
 def test_export_widen_is_a_fraction_and_the_real_profile_widens() -> None:
