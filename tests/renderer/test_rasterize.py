@@ -51,8 +51,10 @@ def test_every_shipped_shape_matches_the_reference_with_either_winding(
     assert torch.equal(win.instance, ref.instance)
     assert (win.height - ref.height).abs().max() <= 1e-4 * ref.height.max()
     assert (win.normal - ref.normal).abs().max() <= 1e-3
+    # A path length is a back depth minus a front depth, each rounded like a height: twice the
+    # height's tolerance (tio2's 220 nm grains: 0.03 nm at one edge pixel, 1.4e-4 of the longest path).
     assert (
-        ref.thickness.max() > 0 and (win.thickness - ref.thickness).abs().max() <= 1e-4 * ref.thickness.max()
+        ref.thickness.max() > 0 and (win.thickness - ref.thickness).abs().max() <= 2e-4 * ref.thickness.max()
     )
 
 
