@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
-from diffrendergan.config import material_from_dict
+from diffrendergan.config import MaterialConfig, material_from_dict
 from diffrendergan.evaluation.particle_sizes import (
     labeled_diameters,
     law_diameters,
     size_stats,
     whole_particles,
 )
-
-TIO2_YAML = Path(__file__).resolve().parents[2] / "configs" / "material" / "tio2.yaml"
 
 
 def test_whole_particles_drops_border_and_tiny_instances() -> None:
@@ -53,11 +51,13 @@ def test_law_diameters_of_separated_spheres_recover_the_law() -> None:
     assert s["log_sigma"] == pytest.approx(0.2, rel=0.2)
 
 
-def test_the_tio2_law_renders_grains_of_the_real_masks_size(real_tio2: Path) -> None:
+def test_the_tio2_law_renders_grains_of_the_real_masks_size(
+    real_tio2: Path, shipped_material: Callable[..., MaterialConfig]
+) -> None:
     """material=tio2's law is calibrated on the Ruehle masks: its renders, measured like the
     hand-made masks (whole particles, equal-area diameters), have the masks' median size (README,
     "Size calibration"; the law's own median is larger, projection and occlusion cut it down)."""
-    material = material_from_dict(yaml.safe_load(TIO2_YAML.read_text()))
+    material = shipped_material("tio2")
     masks = np.median(labeled_diameters(real_tio2 / "labeled", material.pixel_size_nm))
     rendered = np.median(law_diameters(material, n_images=32, seed=0))
     assert rendered == pytest.approx(masks, rel=0.1)

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-import yaml
 
 from diffrendergan.config import MaterialConfig, material_from_dict
 from diffrendergan.scene.layout import Layout
-
-MATERIAL_DIR = Path(__file__).resolve().parents[2] / "configs" / "material"
 
 
 @pytest.fixture
@@ -68,15 +64,3 @@ def make_layout() -> Callable[..., Layout]:
         )
 
     return _make
-
-
-def load_material_yaml(name: str, **overrides: Any) -> MaterialConfig:
-    """A shipped material config with top-level overrides (e.g. a small ``image_size``)."""
-    raw = yaml.safe_load((MATERIAL_DIR / f"{name}.yaml").read_text())
-    raw.update(overrides)
-    return material_from_dict(raw)
-
-
-@pytest.fixture
-def shipped_material() -> Callable[..., MaterialConfig]:
-    return load_material_yaml
