@@ -20,7 +20,12 @@ from torchvision.utils import draw_segmentation_masks, make_grid
 
 from diffrendergan.config import SizeLaw
 from diffrendergan.data.readers import normalize_image
-from diffrendergan.metrics.appearance import Appearance, appearance_difference, appearance_stats
+from diffrendergan.metrics.appearance import (
+    Appearance,
+    appearance_difference,
+    appearance_stats,
+    outline_items,
+)
 from diffrendergan.scene.laws import sample_sizes
 from diffrendergan.utils.io import atomic_write
 
@@ -141,11 +146,12 @@ class AppearanceCallback(pl.Callback):
         sample = pl_module.eval_sample()
         self.last = stats = render_appearance(sample.fake, sample.instances)
         metrics = {f"appearance/profile_bin{k}": v for k, v in enumerate(stats.profile)}
+        metrics |= {f"appearance/outline{k:+d}": v for k, v in outline_items(stats.outline_profile)}
         for key in ("core_rim", "substrate", "contrast", "rim_gradient", "core_gradient", "grain_cv"):
             metrics[f"appearance/{key}"] = getattr(stats, key)
         if self.reference is not None:
             diff = appearance_difference(self.reference, stats)
-            for key in ("profile_max_abs", "substrate", "core_rim"):
+            for key in ("profile_max_abs", "outline_max_abs", "substrate", "core_rim"):
                 metrics[f"appearance/diff_{key}"] = diff[key]
         finite = {k: float(v) for k, v in metrics.items() if np.isfinite(v)}
         pl_module.log_dict(finite, rank_zero_only=True)

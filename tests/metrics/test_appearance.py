@@ -7,8 +7,10 @@ import pytest
 
 from diffrendergan.metrics.appearance import (
     N_BINS,
+    OUTLINE_REACH,
     appearance_difference,
     appearance_stats,
+    outline_items,
     particle_profiles,
     radial_bins,
     whole_particles,
@@ -127,3 +129,39 @@ def test_one_stretched_empty_render_does_not_set_the_substrate_statistics() -> N
     assert with_outlier.substrate_std == pytest.approx(alone.substrate_std, rel=0.2)
     assert with_outlier.substrate == pytest.approx(alone.substrate, abs=0.01)
     assert max(abs(a - b) for a, b in zip(with_outlier.substrate_psd, alone.substrate_psd)) < 0.3
+
+
+def test_outline_profile_is_indexed_by_signed_distance_to_the_outline() -> None:
+    """An image whose value is the signed distance itself (negative outside) returns the index
+    -reach..-1, +1..+reach; a particle cut by the border and pixels far from any particle do not
+    count, and a hard edge reads 0 outside and 1 inside."""
+    from scipy import ndimage as ndi
+
+    _, inst = _scene(1.0, 1.0)
+    inst[0:6, 40:50] = 3  # touches the border: not whole; its surroundings must not count
+    fg = inst > 0
+    signed = np.where(fg, np.rint(ndi.distance_transform_edt(fg)), -np.rint(ndi.distance_transform_edt(~fg)))
+    expected = [*range(-OUTLINE_REACH, 0), *range(1, OUTLINE_REACH + 1)]
+    image = np.where(inst == 3, 99.0, signed)
+    image[(~fg) & (np.abs(signed) > OUTLINE_REACH)] = -99.0
+    profile = appearance_stats([(image, inst)]).outline_profile
+    assert profile == pytest.approx(expected)
+    assert [d for d, _ in outline_items(profile)] == expected  # the keys the per-epoch log uses
+    hard = appearance_stats([(fg.astype(float), inst)]).outline_profile
+    assert hard == pytest.approx([0.0] * OUTLINE_REACH + [1.0] * OUTLINE_REACH)
+    assert np.isnan(appearance_stats([(image, np.zeros_like(inst))]).outline_profile).all()
+
+
+def test_profile_figure_draws_every_set(tmp_path) -> None:
+    from PIL import Image
+
+    from diffrendergan.metrics.appearance import profile_figure
+
+    image, inst = _scene(0.8, 0.4)
+    stats = appearance_stats([(image, inst)])
+    empty = appearance_stats([(image, np.zeros_like(inst))])  # no particle: empty profiles
+    out = tmp_path / "appearance.png"
+    profile_figure({"real": stats, "fake": stats, "none": empty}, str(out))
+    with Image.open(out) as png:
+        assert png.size[0] > 3 * png.size[1]  # three panels side by side
+    assert not list(tmp_path.glob(".*"))  # no temporary file left behind
