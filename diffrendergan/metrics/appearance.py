@@ -152,16 +152,15 @@ def grain_cv(image: np.ndarray, instances: np.ndarray) -> float:
 
 
 def outline_sums(
-    image: np.ndarray, instances: np.ndarray, reach: int = OUTLINE_REACH
+    image: np.ndarray, instances: np.ndarray, whole: np.ndarray, reach: int = OUTLINE_REACH
 ) -> tuple[np.ndarray, np.ndarray]:
     """Intensity sums and pixel counts, each (2 * reach,), by signed distance to the outline facing
     the substrate: index 0 is ``reach`` px outside, ``reach - 1`` the first background pixel,
-    ``reach`` the outline pixel, ``2 * reach - 1`` ``reach`` px inside. image, instances (H, W)."""
-    inst = np.asarray(instances)
-    fg, whole = inst > 0, whole_particles(inst) > 0
-    sums, counts = np.zeros(2 * reach), np.zeros(2 * reach)
+    ``reach`` the outline pixel, ``2 * reach - 1`` ``reach`` px inside. image, instances and
+    ``whole`` (the caller's :func:`whole_particles` of ``instances``) (H, W)."""
+    fg, whole = np.asarray(instances) > 0, np.asarray(whole) > 0
     if not whole.any():
-        return sums, counts
+        return np.zeros(2 * reach), np.zeros(2 * reach)
     inside = np.rint(ndi.distance_transform_edt(fg)).astype(np.int64)  # 1 on the outline
     outside = np.rint(ndi.distance_transform_edt(~fg)).astype(np.int64)  # 1 next to it
     near = ndi.binary_dilation(whole, iterations=reach)
@@ -169,9 +168,8 @@ def outline_sums(
     keep_out = near & ~fg & (outside <= reach)
     index = np.concatenate([reach - 1 + inside[keep_in], reach - outside[keep_out]])
     values = np.concatenate([image[keep_in], image[keep_out]]).astype(np.float64)
-    sums += np.bincount(index, weights=values, minlength=2 * reach)
-    counts += np.bincount(index, minlength=2 * reach)
-    return sums, counts
+    sums = np.bincount(index, weights=values, minlength=2 * reach)
+    return sums, np.bincount(index, minlength=2 * reach).astype(np.float64)
 
 
 def outline_items(outline_profile: list[float]) -> list[tuple[int, float]]:
@@ -239,7 +237,7 @@ class _Accumulator:
         self.rim_grad.append(grad[facing_substrate])
         self.core_grad.append(grad[bins >= n_bins - 2])
         self.grain_cv.append(grain_cv(image, inst))
-        sums, counts = outline_sums(image, inst)
+        sums, counts = outline_sums(image, inst, whole)
         self.outline_sum += sums
         self.outline_count += counts
         power, n = substrate_power_spectrum(image, sub)
