@@ -151,6 +151,15 @@ class GrainDiscriminatorSchema:
 
 
 @dataclass
+class ProfileMatchingSchema:
+    """``model.profile_matching``: the generator matches the real grains' intensity by distance to
+    their outline (:mod:`diffrendergan.models.grain_profile`); ``weight`` 0 = off."""
+
+    weight: float = 0.0
+    min_area_px: int = 150
+
+
+@dataclass
 class ModelSchema:
     """``configs/model/gan.yaml``."""
 
@@ -166,6 +175,7 @@ class ModelSchema:
     lr_end_factor: float = 0.1
     particle_weight: float = 0.0
     grain_discriminator: GrainDiscriminatorSchema = field(default_factory=GrainDiscriminatorSchema)
+    profile_matching: ProfileMatchingSchema = field(default_factory=ProfileMatchingSchema)
     topography: TopographySchema = field(default_factory=TopographySchema)
 
 
@@ -460,6 +470,8 @@ def check_model(node: Any, key: str = "model") -> ModelSchema:
         at_least(f"{key}.grain_discriminator.{name}", getattr(grain, name), 1)
     if grain.threshold is not None:
         fraction(f"{key}.grain_discriminator.threshold", grain.threshold)
+    at_least(f"{key}.profile_matching.weight", m.profile_matching.weight, 0.0)
+    at_least(f"{key}.profile_matching.min_area_px", m.profile_matching.min_area_px, 1)
     if d.norm not in D_NORMS:
         raise ConfigError(f"{key}.discriminator.norm", f"expected one of {D_NORMS}, got {d.norm!r}")
     if m.lr_decay not in LR_DECAYS:

@@ -27,14 +27,20 @@ def otsu_grain_level(images: torch.Tensor) -> float:
     return float(threshold_otsu(images.detach().float().cpu().numpy().ravel()))
 
 
+def bright_blobs(image: np.ndarray, threshold: float) -> np.ndarray:
+    """Labelled bright blobs (H, W) int of ``image`` (H, W): the lightly smoothed image above
+    ``threshold``, 0 elsewhere. What counts as a grain for the grain critic and for profile
+    matching, the same on real patches and renders."""
+    return label(gaussian(image, SMOOTHING_PX) > threshold)
+
+
 def window_corners(
     image: np.ndarray, threshold: float, window: int, min_area_px: int, limit: int
 ) -> list[tuple[int, int]]:
     """Top-left corners (y, x) of up to ``limit`` windows of ``window`` px centred on the largest
     blobs of at least ``min_area_px`` px above ``threshold`` in ``image`` (H, W), kept inside it."""
     h, w = image.shape
-    bright = label(gaussian(image, SMOOTHING_PX) > threshold)
-    blobs = [b for b in regionprops(bright) if b.area >= min_area_px]
+    blobs = [b for b in regionprops(bright_blobs(image, threshold)) if b.area >= min_area_px]
     blobs.sort(key=lambda b: -b.area)
     corners = []
     for blob in blobs[:limit]:

@@ -22,6 +22,7 @@ from diffrendergan.data.datasets import RealPatchDataset
 from diffrendergan.data.scenes import SceneBatch, ScenePlan, SceneStream
 from diffrendergan.metrics.realism import GreyLevelW1, SlicedWasserstein
 from diffrendergan.models.generator import Generator
+from diffrendergan.models.grain_profile import BANDS, grain_profile, profile_gap
 from diffrendergan.models.grain_windows import grain_windows, otsu_grain_level
 from diffrendergan.models.topography import Topography
 from diffrendergan.scene.sampler import LayoutSampler, Scenes
@@ -96,9 +97,14 @@ class GANModule(pl.LightningModule):
         self._optimizer_factories = (parts.optimizer_g, parts.optimizer_d)
         self.topography: Topography | None = parts.topography
         self.grain_discriminator = parts.grain_discriminator
-        if self.grain_discriminator is not None:  # a buffer, so a checkpoint keeps the level it used
+        self.matches_profile = spec.profile_matching.weight > 0
+        self.finds_grains = self.grain_discriminator is not None or self.matches_profile
+        if self.finds_grains:
+            # Buffers, so a checkpoint keeps the grain level and the real profile it trained with.
             level = spec.grain_discriminator.threshold
             self.register_buffer("grain_threshold", torch.tensor(float("nan") if level is None else level))
+        if self.matches_profile:
+            self.register_buffer("profile_target", torch.full((len(BANDS),), float("nan")))
         self._val_real: list[torch.Tensor] = []
         # val/swd, val/hist_w1: the real validation patches are measured once (a cached reference, gathered
         # over DDP ranks by patch id) and every validation compares the evaluation renders to it.
@@ -206,19 +212,43 @@ class GANModule(pl.LightningModule):
         return self.topography is not None and self.current_epoch >= self.spec.topography.warmup_epochs
 
     def on_fit_start(self) -> None:
-        if self.grain_discriminator is not None and torch.isnan(self.grain_threshold):
-            train_set = getattr(self.trainer.datamodule, "train_set", None)
-            if train_set is not None:  # every rank reads the same files: the same level
-                plain = RealPatchDataset(train_set.files)
-                patches = torch.stack([plain[i] for i in range(len(plain))])
-                self.grain_threshold.fill_(otsu_grain_level(patches))
+        """The grain level and the real grain profile, from all real training patches (every rank
+        reads the same files: the same values), unless a checkpoint or the config has them."""
+        train_set = getattr(self.trainer.datamodule, "train_set", None)
+        if train_set is None or not self._grain_statistics_unset():
+            return
+        plain = RealPatchDataset(train_set.files)
+        patches = torch.stack([plain[i] for i in range(len(plain))])
+        self._real_grain_statistics(patches)
+
+    def _grain_statistics_unset(self) -> bool:
+        """Whether the grain level or the real profile the losses need is still to be measured."""
+        if not self.finds_grains:
+            return False
+        unset_profile = self.matches_profile and bool(torch.isnan(self.profile_target).all())
+        return bool(torch.isnan(self.grain_threshold)) or unset_profile
+
+    def _real_grain_statistics(self, real: torch.Tensor) -> None:
+        """Fill the grain level and the profile target from real patches (N, 1, H, W) where unset
+        (without a data module of files: from the first real batch)."""
+        if torch.isnan(self.grain_threshold):
+            self.grain_threshold.fill_(otsu_grain_level(real))
+        if self.matches_profile and torch.isnan(self.profile_target).all():
+            level, min_area = float(self.grain_threshold), self.spec.profile_matching.min_area_px
+            self.profile_target.copy_(grain_profile(real.to(self.profile_target), level, min_area)[0])
 
     def _grain_windows(self, images: torch.Tensor) -> torch.Tensor:
         """(N, 1, w, w) grain-centred windows of ``images`` (B, 1, H, W); see grain_windows."""
         g = self.spec.grain_discriminator
-        if torch.isnan(self.grain_threshold):  # no data module with files: the first real batch
-            self.grain_threshold.fill_(otsu_grain_level(images))
         return grain_windows(images, float(self.grain_threshold), g.window, g.min_area_px, g.per_image)
+
+    def _profile_loss(self, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(``weight`` x the squared profile gap summed over bands, the largest absolute gap) of
+        the renders (B, 1, H, W) against the real grains; see grain_profile."""
+        spec = self.spec.profile_matching
+        profile, counts = grain_profile(fake, float(self.grain_threshold), spec.min_area_px)
+        gap = profile_gap(profile, self.profile_target, counts)
+        return spec.weight * gap.pow(2).sum(), gap.detach().abs().max()
 
     def _grain_loss(self, loss_fn, *windows: torch.Tensor) -> torch.Tensor:
         """``weight`` x the grain discriminator's loss on the given windows. While a side has no
@@ -235,6 +265,8 @@ class GANModule(pl.LightningModule):
         learn = self._learning_law()
         scenes = self.layout_sampler.sample(batch_scenes, learn)
         fake = self.generator.render(scenes).image
+        if self._grain_statistics_unset():
+            self._real_grain_statistics(real)
         grains = self.grain_discriminator is not None
         real_w, fake_w = (self._grain_windows(real), self._grain_windows(fake)) if grains else (None, None)
 
@@ -243,6 +275,10 @@ class GANModule(pl.LightningModule):
             loss_g = self.g_loss_fn(d_fake_g, self._patch_weight(scenes, d_fake_g.shape[-2:]))
             if grains:
                 loss_g = loss_g + self._grain_loss(self.g_loss_fn, fake_w)
+            logs = {}
+            if self.matches_profile:
+                matching, logs["train/profile_gap"] = self._profile_loss(fake)
+                loss_g = loss_g + matching
             opt_g.zero_grad()
             self.manual_backward(loss_g)
             opt_g.step()
@@ -265,7 +301,7 @@ class GANModule(pl.LightningModule):
         centre = 0.5 if self.spec.loss.name == "lsgan" else 0.0
         r_t = torch.sign(d_real.detach() - centre).mean()
         self.log_dict(
-            {"train/loss_g": loss_g.detach(), "train/loss_d": loss_d.detach(), "train/r_t": r_t},
+            {"train/loss_g": loss_g.detach(), "train/loss_d": loss_d.detach(), "train/r_t": r_t, **logs},
             prog_bar=True,
             on_step=True,
             on_epoch=True,
