@@ -276,9 +276,10 @@ class GANModule(pl.LightningModule):
             if grains:
                 loss_g = loss_g + self._grain_loss(self.g_loss_fn, fake_w)
             logs = {}
-            if self.matches_profile:
+            if self.matches_profile:  # measured from the start, matched after the warm-up
                 matching, logs["train/profile_gap"] = self._profile_loss(fake)
-                loss_g = loss_g + matching
+                if self.current_epoch >= self.spec.profile_matching.warmup_epochs:
+                    loss_g = loss_g + matching
             opt_g.zero_grad()
             self.manual_backward(loss_g)
             opt_g.step()

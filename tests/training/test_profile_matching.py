@@ -105,6 +105,25 @@ def test_the_matching_term_reaches_the_generator() -> None:
     assert right.abs().max() < 1e-3 * fake.grad.abs().max()
 
 
+def test_during_the_warm_up_the_gap_is_logged_but_not_matched(tmp_path: Path) -> None:
+    """The term (a fixed stand-in here; it is measured above) enters the generator's loss only
+    after ``warmup_epochs``; with the generator's learning rate ~0 nothing else differs."""
+    losses, patches = {}, write_patches(tmp_path / "patches")
+    for warmup in (0, 1):
+        pl.seed_everything(0, verbose=False)
+        dm = RealPatchDataModule(patches, batch_size=2, val_fraction=0.25, seed=0)
+        model = {**_model(10.0), "optimizer_g": {"lr": 1e-12}}
+        model["profile_matching"]["warmup_epochs"] = warmup
+        module = GANModule(small_material(), {}, model)
+        module._profile_loss = lambda fake: (0.5 + 0.0 * fake.sum(), torch.tensor(0.1))
+        quiet = {"logger": False, "enable_checkpointing": False, "enable_progress_bar": False}
+        trainer = pl.Trainer(max_steps=2, accelerator="cpu", **quiet)
+        trainer.fit(module, datamodule=dm)
+        assert float(trainer.callback_metrics["train/profile_gap_step"]) == pytest.approx(0.1)
+        losses[warmup] = float(trainer.callback_metrics["train/loss_g_step"])
+    assert losses[0] - losses[1] == pytest.approx(0.5, abs=1e-4)
+
+
 def test_a_negative_profile_weight_is_one_line() -> None:
     with pytest.raises(ConfigError, match=r"^model\.profile_matching\.weight: expected >= 0"):
         GANModule(small_material(), {}, {"profile_matching": {"weight": -1.0}})
