@@ -31,7 +31,6 @@ from diffrendergan.models.grain_windows import bright_blobs
 # Distance bands below the outline (px, inclusive): the outline pixel and the three below it (the
 # rim band), then the body and the core (the last band, which the others are measured against).
 BANDS = ((1, 1), (2, 2), (3, 3), (4, 4), (5, 6), (7, 10_000))
-BAND_NAMES = ("+1", "+2", "+3", "+4", "+5..6", "+7..")
 
 
 def band_map(image: np.ndarray, threshold: float, min_area_px: int) -> np.ndarray:
