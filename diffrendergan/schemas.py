@@ -158,6 +158,7 @@ class ProfileMatchingSchema:
     weight: float = 0.0
     min_area_px: int = 150
     warmup_epochs: int = 0
+    ramp_epochs: int = 0
 
 
 @dataclass
@@ -474,6 +475,7 @@ def check_model(node: Any, key: str = "model") -> ModelSchema:
     at_least(f"{key}.profile_matching.weight", m.profile_matching.weight, 0.0)
     at_least(f"{key}.profile_matching.min_area_px", m.profile_matching.min_area_px, 1)
     at_least(f"{key}.profile_matching.warmup_epochs", m.profile_matching.warmup_epochs, 0)
+    at_least(f"{key}.profile_matching.ramp_epochs", m.profile_matching.ramp_epochs, 0)
     if d.norm not in D_NORMS:
         raise ConfigError(f"{key}.discriminator.norm", f"expected one of {D_NORMS}, got {d.norm!r}")
     if m.lr_decay not in LR_DECAYS:

@@ -67,3 +67,13 @@ def profile_gap(fake: torch.Tensor, target: torch.Tensor, counts: torch.Tensor) 
     shape = fake[:-1] - fake[-1] - (target[:-1] - target[-1]).to(fake)
     measured = (counts[:-1] > 0) & (counts[-1] > 0)
     return torch.where(measured, shape, torch.zeros_like(shape))
+
+
+def onset_share(epoch: float, warmup_epochs: int, ramp_epochs: int) -> float:
+    """Share (0..1) of the matching weight at training time ``epoch`` (in epochs, fractional): 0
+    through the warm-up, then rising linearly over ``ramp_epochs`` (a step when 0). A step at weight
+    8 set the SWD back by ~30 % at its onset and the decaying learning rates left too little of the
+    run to recover (README, "Profile matching"); a ramp lets the critics follow."""
+    if epoch < warmup_epochs:
+        return 0.0
+    return 1.0 if ramp_epochs == 0 else min(1.0, (epoch - warmup_epochs) / ramp_epochs)

@@ -11,6 +11,7 @@ with fixed noise, so values are comparable across epochs.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -22,7 +23,7 @@ from diffrendergan.data.datasets import RealPatchDataset
 from diffrendergan.data.scenes import SceneBatch, ScenePlan, SceneStream
 from diffrendergan.metrics.realism import GreyLevelW1, SlicedWasserstein
 from diffrendergan.models.generator import Generator
-from diffrendergan.models.grain_profile import BANDS, grain_profile, profile_gap
+from diffrendergan.models.grain_profile import BANDS, grain_profile, onset_share, profile_gap
 from diffrendergan.models.grain_windows import grain_windows, otsu_grain_level
 from diffrendergan.models.topography import Topography
 from diffrendergan.scene.sampler import LayoutSampler, Scenes
@@ -250,6 +251,12 @@ class GANModule(pl.LightningModule):
         gap = profile_gap(profile, self.profile_target, counts)
         return spec.weight * gap.pow(2).sum(), gap.detach().abs().max()
 
+    def _profile_share(self, batch_idx: int) -> float:
+        """Share of the profile-matching weight at this batch (see onset_share)."""
+        spec, per_epoch = self.spec.profile_matching, self.trainer.num_training_batches
+        within = batch_idx / per_epoch if math.isfinite(per_epoch) and per_epoch > 0 else 0.0
+        return onset_share(self.current_epoch + within, spec.warmup_epochs, spec.ramp_epochs)
+
     def _grain_loss(self, loss_fn, *windows: torch.Tensor) -> torch.Tensor:
         """``weight`` x the grain discriminator's loss on the given windows. While a side has no
         grain there is no verdict: the loss is 0, with the network still in the graph (DDP needs
@@ -278,8 +285,9 @@ class GANModule(pl.LightningModule):
             logs = {}
             if self.matches_profile:  # measured from the start, matched after the warm-up
                 matching, logs["train/profile_gap"] = self._profile_loss(fake)
-                if self.current_epoch >= self.spec.profile_matching.warmup_epochs:
-                    loss_g = loss_g + matching
+                logs["train/profile_share"] = self._profile_share(batch_idx)
+                if logs["train/profile_share"] > 0:
+                    loss_g = loss_g + logs["train/profile_share"] * matching
             opt_g.zero_grad()
             self.manual_backward(loss_g)
             opt_g.step()

@@ -15,7 +15,7 @@ from scipy import ndimage as ndi
 
 from diffrendergan.data.datasets import RealPatchDataModule, RealPatchDataset
 from diffrendergan.errors import ConfigError
-from diffrendergan.models.grain_profile import BANDS, band_map, grain_profile, profile_gap
+from diffrendergan.models.grain_profile import BANDS, band_map, grain_profile, onset_share, profile_gap
 from diffrendergan.training.gan_module import GANModule
 from diffrendergan.training.load import load_gan_module
 
@@ -107,21 +107,29 @@ def test_the_matching_term_reaches_the_generator() -> None:
 
 def test_during_the_warm_up_the_gap_is_logged_but_not_matched(tmp_path: Path) -> None:
     """The term (a fixed stand-in here; it is measured above) enters the generator's loss only
-    after ``warmup_epochs``; with the generator's learning rate ~0 nothing else differs."""
+    after ``warmup_epochs``, and with a ramp from 0; with the generator's learning rate ~0 nothing
+    else differs. (One batch: the first of the run.)"""
     losses, patches = {}, write_patches(tmp_path / "patches")
-    for warmup in (0, 1):
+    for warmup, ramp in ((0, 0), (1, 0), (0, 2)):
         pl.seed_everything(0, verbose=False)
         dm = RealPatchDataModule(patches, batch_size=2, val_fraction=0.25, seed=0)
         model = {**_model(10.0), "optimizer_g": {"lr": 1e-12}}
-        model["profile_matching"]["warmup_epochs"] = warmup
+        model["profile_matching"].update(warmup_epochs=warmup, ramp_epochs=ramp)
         module = GANModule(small_material(), {}, model)
         module._profile_loss = lambda fake: (0.5 + 0.0 * fake.sum(), torch.tensor(0.1))
         quiet = {"logger": False, "enable_checkpointing": False, "enable_progress_bar": False}
         trainer = pl.Trainer(max_steps=2, accelerator="cpu", **quiet)
         trainer.fit(module, datamodule=dm)
         assert float(trainer.callback_metrics["train/profile_gap_step"]) == pytest.approx(0.1)
-        losses[warmup] = float(trainer.callback_metrics["train/loss_g_step"])
-    assert losses[0] - losses[1] == pytest.approx(0.5, abs=1e-4)
+        losses[warmup, ramp] = float(trainer.callback_metrics["train/loss_g_step"])
+    assert losses[0, 0] - losses[1, 0] == pytest.approx(0.5, abs=1e-4)
+    assert losses[0, 2] == pytest.approx(losses[1, 0], abs=1e-6)  # a ramp starts from nothing
+
+
+def test_the_matching_weight_rises_after_the_warm_up() -> None:
+    assert [onset_share(e, 2, 0) for e in (0.0, 1.99, 2.0, 7.0)] == [0.0, 0.0, 1.0, 1.0]
+    ramped = [onset_share(e, 2, 4) for e in (1.5, 2.0, 3.0, 5.0, 6.0, 9.0)]
+    assert ramped == pytest.approx([0.0, 0.0, 0.25, 0.75, 1.0, 1.0])
 
 
 def test_a_negative_profile_weight_is_one_line() -> None:
