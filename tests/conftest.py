@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-import yaml
+from shipped_configs import material_raw
 
 if TYPE_CHECKING:
     from diffrendergan.config import MaterialConfig
@@ -19,16 +19,13 @@ os.environ.setdefault("HYDRA_FULL_ERROR", "0")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data" / "ruehle2021_tio2_sem"
-MATERIAL_DIR = ROOT / "configs" / "material"
 
 
 def load_material_yaml(name: str, **overrides: Any) -> MaterialConfig:
     """A shipped material config with top-level overrides (e.g. a small ``image_size``)."""
     from diffrendergan.config import material_from_dict  # after the environment above is set
 
-    raw = yaml.safe_load((MATERIAL_DIR / f"{name}.yaml").read_text())
-    raw.update(overrides)
-    return material_from_dict(raw)
+    return material_from_dict(material_raw(name, **overrides))
 
 
 @pytest.fixture

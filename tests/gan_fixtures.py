@@ -6,17 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import yaml
 from PIL import Image
-
-ROOT = Path(__file__).resolve().parents[1]
+from shipped_configs import material_raw
 
 
 def small_material(size: int = 64) -> dict:
-    m = yaml.safe_load((ROOT / "configs/material/sio2.yaml").read_text())
-    m["image_size"] = size
-    m["count"] = {"kind": "uniform", "low": 2, "high": 5}
-    return m
+    return material_raw("sio2", image_size=size, count={"kind": "uniform", "low": 2, "high": 5})
 
 
 def write_patches(folder: Path, n: int = 8, size: int = 64) -> Path:

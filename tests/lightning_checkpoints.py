@@ -24,12 +24,11 @@ def save_module_checkpoint(module, path: Path) -> Path:
 def save_gan_checkpoint(path: Path, material: str = "sio2", image_size: int = 64, **material_over) -> Path:
     """An untrained GAN checkpoint: enough to load, export and fingerprint without a training run."""
     import torch
-    import yaml
+    from shipped_configs import material_raw, renderer_raw
 
     from diffrendergan.training.gan_module import GANModule
 
-    raw = yaml.safe_load((ROOT / "configs" / "material" / f"{material}.yaml").read_text())
-    raw.update(image_size=image_size, count={"kind": "uniform", "low": 2, "high": 4}, **material_over)
-    renderer = yaml.safe_load((ROOT / "configs" / "renderer" / "default.yaml").read_text())
+    count = {"kind": "uniform", "low": 2, "high": 4}
+    raw = material_raw(material, image_size=image_size, count=count, **material_over)
     torch.manual_seed(0)
-    return save_module_checkpoint(GANModule(raw, renderer, {"layout_pool": 2, "n_eval": 2}), path)
+    return save_module_checkpoint(GANModule(raw, renderer_raw(), {"layout_pool": 2, "n_eval": 2}), path)

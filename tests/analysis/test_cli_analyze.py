@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 from cli import run_cli
-from conftest import specimen
 from PIL import Image
+from specimens import specimen
 
 
 def one_line_error(proc: subprocess.CompletedProcess) -> str:

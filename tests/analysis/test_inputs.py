@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import specimen
 from PIL import Image
+from specimens import specimen
 
 from diffrendergan.analysis.inputs import plan, segmenter_file
 from diffrendergan.errors import ConfigError, DataError

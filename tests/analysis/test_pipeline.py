@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import BAR, DISCS, PIXEL_NM, H
 from PIL import Image
 from skimage.measure import label
+from specimens import BAR, DISCS, PIXEL_NM, H
 
 from diffrendergan.analysis import pipeline
 from diffrendergan.analysis.inputs import plan

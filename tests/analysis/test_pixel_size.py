@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-from conftest import specimen, write_resolution, write_zeiss
 from PIL import Image
+from specimens import specimen, write_resolution, write_zeiss
 
 from diffrendergan.data.pixel_size import pixel_size_from_metadata, resolve_pixel_size
 
@@ -44,13 +44,12 @@ def test_explicit_key_wins_and_plain_files_are_unknown(tmp_path: Path) -> None:
 
 def test_demo_micrographs_carry_their_pixel_size(tmp_path: Path) -> None:
     """The demo set reads like a real micrograph folder: ``analyze`` needs no pixel-size key."""
-    import yaml
+    from shipped_configs import material_raw
 
     from diffrendergan.config import material_from_dict
     from diffrendergan.data.demo import ensure_demo
 
-    repo = Path(__file__).resolve().parents[2]
-    material = material_from_dict(yaml.safe_load((repo / "configs" / "material" / "tio2.yaml").read_text()))
+    material = material_from_dict(material_raw("tio2"))
     demo = ensure_demo(material, tmp_path, n_unlabeled=1, n_labeled=1, size=64)
     for path in (demo.unlabeled_dir / "demo_000.tif", demo.labeled_dir / "images" / "demo_001.tif"):
         px = pixel_size_from_metadata(path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import yaml
+from shipped_configs import material_raw
 from skimage.segmentation import relabel_sequential
 
 from diffrendergan.config import RendererConfig, material_from_dict
@@ -15,11 +15,9 @@ from diffrendergan.data.readers import read_mask
 from diffrendergan.rendering.renderer import MicroscopyRenderer
 from diffrendergan.scene.layout import sample_layout
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 def test_demo_masks_are_the_exact_touching_instances(tmp_path: Path) -> None:
-    material = material_from_dict(yaml.safe_load((REPO / "configs" / "material" / "tio2.yaml").read_text()))
+    material = material_from_dict(material_raw("tio2"))
     size = 128
     demo = ensure_demo(material, tmp_path, n_unlabeled=0, n_labeled=1, size=size)
     mask = read_mask(demo.labeled_dir / "masks" / "demo_000.tif")

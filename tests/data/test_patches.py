@@ -220,15 +220,14 @@ def test_patch_cache_notices_a_replaced_file(tmp_path):
     file replaced under the same name gives a new cache entry cut from the new content."""
     import os
 
-    import yaml
     from omegaconf import OmegaConf
+    from shipped_configs import material_raw
 
     from diffrendergan.config import material_from_dict
     from diffrendergan.tasks.train import prepare_real_data
 
     raw = _raw_folder(tmp_path)
-    raw_material = yaml.safe_load((REPO / "configs" / "material" / "sio2.yaml").read_text())
-    material = material_from_dict({**raw_material, "image_size": 128})
+    material = material_from_dict(material_raw("sio2", image_size=128))
     data = OmegaConf.create(
         {"real_dir": str(raw), "labeled_dir": None, "pixel_size_nm": None, "target_pixel_size_nm": None,
          "crop_bottom_px": None, "patch_size": 128, "stride": 128, "page": 0, "strict": True}

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import yaml
 from PIL import Image
+from shipped_configs import material_raw
 
 from diffrendergan.config import material_from_dict, renderer_from_dict
 from diffrendergan.evaluation.protocol import Row, compare_to, run_rows
@@ -21,7 +21,6 @@ from diffrendergan.tasks.compare import ComparisonSpec, run_comparison
 from diffrendergan.tasks.realism import realism_from_folders
 from diffrendergan.tasks.segment import ImageSet, TrainOptions, classical_baseline, run_segmentation
 
-ROOT = Path(__file__).resolve().parents[2]
 H, W, BAR = 88, 96, 14
 KEYS = ("dsc", "ap50", "pq", "miou", "particle_iou")
 
@@ -49,8 +48,7 @@ def write_labeled(root: Path, n: int = 2, seed: int = 0) -> Path:
 
 def small_generator() -> Generator:
     """sio2 at 64 px with 2-4 particles."""
-    raw = yaml.safe_load((ROOT / "configs/material/sio2.yaml").read_text())
-    raw.update(image_size=64, count={"kind": "uniform", "low": 2, "high": 4})
+    raw = material_raw("sio2", image_size=64, count={"kind": "uniform", "low": 2, "high": 4})
     return Generator(material_from_dict(raw), renderer_from_dict({}))
 
 

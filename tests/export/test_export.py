@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import yaml
 from PIL import Image
+from shipped_configs import material_raw, renderer_raw
 
 from diffrendergan.config import material_from_dict, renderer_from_dict
 from diffrendergan.errors import ConfigError
@@ -17,18 +17,12 @@ from diffrendergan.export.writer import SEED_STRIDE, ExportOptions, export_datas
 from diffrendergan.metrics.segmentation import instances_from_classes
 from diffrendergan.models.generator import Generator
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def small_generator(**renderer: float) -> Generator:
     """sio2 at 64 px with 2-4 particles: fast enough to export a handful of images per test."""
-    raw = yaml.safe_load((ROOT / "configs/material/sio2.yaml").read_text())
-    raw["image_size"] = 64
-    raw["count"] = {"kind": "uniform", "low": 2, "high": 4}
-    rcfg = yaml.safe_load((ROOT / "configs/renderer/default.yaml").read_text())
-    rcfg.update(renderer)
+    raw = material_raw("sio2", image_size=64, count={"kind": "uniform", "low": 2, "high": 4})
     torch.manual_seed(0)  # the (untrained) parameter network's weights
-    return Generator(material_from_dict(raw), renderer_from_dict(rcfg))
+    return Generator(material_from_dict(raw), renderer_from_dict(renderer_raw(**renderer)))
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:

@@ -3,27 +3,23 @@
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-import yaml
+from shipped_configs import material_raw
 
 from diffrendergan.config import RendererConfig, material_from_dict, renderer_from_dict
 from diffrendergan.errors import ConfigError
 from diffrendergan.rendering.renderer import MicroscopyRenderer
 from diffrendergan.scene.layout import sample_layout
 
-MATERIAL_DIR = Path(__file__).resolve().parents[2] / "configs" / "material"
 MATERIALS = ["tio2", "sio2", "agnw"]
 SIZE = 64
 
 
 def _raw(name: str) -> dict[str, Any]:
-    raw = yaml.safe_load((MATERIAL_DIR / f"{name}.yaml").read_text())
-    raw["image_size"] = SIZE
-    return raw
+    return material_raw(name, image_size=SIZE)
 
 
 def _setup(name: str, **renderer: Any):

@@ -125,9 +125,6 @@ def test_a_checkpoint_from_before_new_parameters_loads_with_them_held(tmp_path: 
 
 
 def _tio2_small() -> dict:
-    import yaml
-    from lightning_checkpoints import ROOT
+    from shipped_configs import material_raw
 
-    raw = yaml.safe_load((ROOT / "configs" / "material" / "tio2.yaml").read_text())
-    raw.update(image_size=64, count={"kind": "uniform", "low": 2, "high": 3})
-    return raw
+    return material_raw("tio2", image_size=64, count={"kind": "uniform", "low": 2, "high": 3})

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 import pytorch_lightning as pl
 import torch
-import yaml
+from shipped_configs import material_raw
 
 from diffrendergan.config import RendererConfig, material_from_dict
 from diffrendergan.data.scenes import SceneBatch
@@ -19,12 +18,9 @@ from diffrendergan.models.topography import Topography, law_summary
 from diffrendergan.scene.layout import field_material
 from diffrendergan.training.gan_module import GANModule
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def _raw(size: int = 64) -> dict:
-    raw = yaml.safe_load((ROOT / "configs/material/sio2.yaml").read_text())
-    raw.update(image_size=size, count={"kind": "uniform", "low": 2, "high": 4})
+    raw = material_raw("sio2", image_size=size, count={"kind": "uniform", "low": 2, "high": 4})
     raw["size"] = {"kind": "lognormal", "median_nm": 20.0, "sigma": 0.2, "min_nm": 5.0}
     raw["shape"]["ico_level"] = 1
     return raw

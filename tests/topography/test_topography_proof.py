@@ -13,11 +13,9 @@ Measured with the guard for five seeds (tail average over epochs 20-39): mean +0
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import pytorch_lightning as pl
-import yaml
+from shipped_configs import material_raw
 
 from diffrendergan.config import material_from_dict
 from diffrendergan.data.datasets import RealPatchDataModule
@@ -27,7 +25,6 @@ from diffrendergan.models.topography import law_summary
 from diffrendergan.rendering.renderer import introduced_held
 from diffrendergan.training.gan_module import GANModule
 
-ROOT = Path(__file__).resolve().parents[2]
 START = {"median_nm": 55.0, "sigma": 0.35}
 
 pytestmark = pytest.mark.slow
@@ -38,8 +35,7 @@ def fitted(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict]:
     """(learned, truth) summaries after 40 epochs x 10 batches of 4 (128-px demo patches)."""
     tmp = tmp_path_factory.mktemp("topography_proof")
     size = 128
-    raw = yaml.safe_load((ROOT / "configs/material/sio2.yaml").read_text())
-    raw.update(image_size=size, count={"kind": "uniform", "low": 3, "high": 8})
+    raw = material_raw("sio2", image_size=size, count={"kind": "uniform", "low": 3, "high": 8})
     raw["size"] = {"kind": "lognormal", "median_nm": 40.0, "sigma": 0.25, "min_nm": 10.0}
     raw["shape"]["ico_level"] = 1
     # The demo renders without the SE and noise terms added on 2026-12-04 (its truth holds them at
