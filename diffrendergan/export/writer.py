@@ -56,9 +56,9 @@ PARAM_SALT = 0x5EED_0F_BA5E  # baseline parameters use an RNG stream independent
 SUBDIRS = ("images", "masks", "instances")
 METADATA = "metadata.jsonl"
 FINGERPRINT = "fingerprint.json"
-EXPORT_FORMAT = (
-    2  # bump when the same fingerprint would no longer give the same bytes (2: SE volume term, residue)
-)
+# Bump when the same fingerprint would no longer give the same bytes (2: SE volume term, residue;
+# 3: shot noise before the detector offset).
+EXPORT_FORMAT = 3
 _TEMP = re.compile(r"^\..+\.png$")
 
 

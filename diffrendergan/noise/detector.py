@@ -98,7 +98,8 @@ def add_noise(
     geometry_free: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Reparameterised shot + read noise, correlated over ``noise_corr_px``, then the
-    digitiser's clamp to [0, 1]. x (B, 1, H, W).
+    digitiser's clamp to [0, 1]. x (B, 1, H, W): the output of :func:`optics` (``p["offset"]``
+    says how much of it is the amplifier's offset rather than signal).
 
     A hard clamp passes no gradient on clipped pixels, so once a grain saturates nothing tells the
     shading parameters to darken it again (4.5–15.6 % of grain pixels stayed clipped, with rims too
@@ -120,7 +121,12 @@ def add_noise(
 
 
 def _noisy(x: torch.Tensor, p: Params, e1: torch.Tensor, e2: torch.Tensor) -> torch.Tensor:
-    """x plus its noise for the unit draws e1 (shot) and e2 (read), before the clamp."""
-    shot = per_image(p["shot_noise"]) * x.clamp_min(0).add(1e-6).sqrt() * e1
+    """x plus its noise for the unit draws e1 (shot) and e2 (read), before the clamp. The shot
+    noise follows the detected signal, before the amplifier's offset: the brightness knob shifts
+    the image, not the electron count. (Drawn after it, the negative offsets the GAN learns on
+    TiO2, about -0.03, took up to a third of the film's shot noise; README, "Shot noise before
+    the detector offset".)"""
+    counts = x - per_image(p["offset"])
+    shot = per_image(p["shot_noise"]) * counts.clamp_min(0).add(1e-6).sqrt() * e1
     noise = shot + per_image(p["read_noise"]) * e2
     return x + correlated(noise, p["noise_corr_px"])

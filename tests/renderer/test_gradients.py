@@ -121,11 +121,12 @@ def test_add_noise_gradcheck() -> None:
     shot = torch.tensor([0.02, 0.04], dtype=torch.float64, requires_grad=True)
     read = torch.tensor([0.01, 0.02], dtype=torch.float64, requires_grad=True)
     corr = torch.tensor([0.4, 0.7], dtype=torch.float64, requires_grad=True)
+    offset = torch.tensor([0.02, -0.03], dtype=torch.float64)
     gen = torch.Generator()
 
     def fn(x_, s, r, c):
         gen.manual_seed(123)  # the same noise draw on every evaluation
-        return add_noise(x_, {"shot_noise": s, "read_noise": r, "noise_corr_px": c}, gen)
+        return add_noise(x_, {"shot_noise": s, "read_noise": r, "noise_corr_px": c, "offset": offset}, gen)
 
     y = fn(x, shot, read, corr)
     assert ((y > 0) & (y < 1)).all()  # no clamping, so the map is smooth
@@ -140,6 +141,7 @@ def _noise(sigma: float, size: int = 256) -> torch.Tensor:
         "shot_noise": torch.zeros(1),
         "read_noise": torch.full((1,), 0.01),
         "noise_corr_px": torch.full((1,), sigma),
+        "offset": torch.zeros(1),
     }
     return add_noise(flat, {k: v.double() for k, v in p.items()}, torch.Generator().manual_seed(0)) - 0.5
 
@@ -166,7 +168,11 @@ def test_zero_noise_correlation_renders_as_white_noise() -> None:
     the two noise terms are now summed before they are correlated."""
     g = torch.Generator().manual_seed(5)
     x = torch.rand(2, 1, SIZE, SIZE, generator=g)
-    p = {"shot_noise": torch.tensor([0.03, 0.05]), "read_noise": torch.tensor([0.02, 0.01])}
+    p = {
+        "shot_noise": torch.tensor([0.03, 0.05]),
+        "read_noise": torch.tensor([0.02, 0.01]),
+        "offset": torch.zeros(2),
+    }
     new = add_noise(x, {**p, "noise_corr_px": torch.zeros(2)}, torch.Generator().manual_seed(1))
     gen = torch.Generator().manual_seed(1)
     e1, e2 = torch.randn(x.shape, generator=gen), torch.randn(x.shape, generator=gen)
@@ -176,6 +182,23 @@ def test_zero_noise_correlation_renders_as_white_noise() -> None:
         + p["read_noise"].view(-1, 1, 1, 1) * e2
     )
     assert torch.allclose(new, old.clamp(0, 1), rtol=0, atol=1e-6)
+
+
+def test_the_offset_shifts_the_image_not_its_shot_noise() -> None:
+    """The amplifier's offset is added after detection: with the same draw, an image of signal
+    0.2 at offset -0.1 is the image at offset 0 shifted by -0.1, noise included."""
+    signal = torch.full((1, 1, 64, 64), 0.2, dtype=torch.float64)
+    p = {"shot_noise": torch.tensor([0.1]), "read_noise": torch.zeros(1), "noise_corr_px": torch.zeros(1)}
+    p = {k: v.double() for k, v in p.items()}
+    images = {}
+    for offset in (0.0, -0.1):
+        shifted = signal + offset  # what optics gives: gain x signal + offset
+        draw = torch.Generator().manual_seed(4)
+        images[offset] = add_noise(
+            shifted, {**p, "offset": torch.tensor([offset], dtype=torch.float64)}, draw
+        )
+    assert torch.allclose(images[-0.1], (images[0.0] - 0.1).clamp(0, 1), atol=1e-12)
+    assert float(images[0.0].std()) == pytest.approx(0.1 * 0.2**0.5, rel=0.05)
 
 
 def test_param_space_to_physical_gradcheck(shipped_material) -> None:
@@ -323,7 +346,10 @@ def test_clipped_pixels_pass_gradient_to_appearance_only() -> None:
     pixel, the geometry the hard clamp's (0 where clipped); the image itself is the clamped one."""
     g0 = torch.Generator().manual_seed(3)
     base = 0.2 + 1.2 * torch.rand(1, 1, SIZE, SIZE, generator=g0, dtype=torch.float64)
-    p = {k: torch.zeros(1, dtype=torch.float64) for k in ("shot_noise", "read_noise", "noise_corr_px")}
+    p = {
+        k: torch.zeros(1, dtype=torch.float64)
+        for k in ("shot_noise", "read_noise", "noise_corr_px", "offset")
+    }
 
     def grads(geometry_free: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         a = torch.ones(1, dtype=torch.float64, requires_grad=True)
