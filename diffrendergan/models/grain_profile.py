@@ -72,8 +72,9 @@ def profile_gap(fake: torch.Tensor, target: torch.Tensor, counts: torch.Tensor) 
 def onset_share(epoch: float, warmup_epochs: int, ramp_epochs: int) -> float:
     """Share (0..1) of the matching weight at training time ``epoch`` (in epochs, fractional): 0
     through the warm-up, then rising linearly over ``ramp_epochs`` (a step when 0). A step at weight
-    8 set the SWD back by ~30 % at its onset and the decaying learning rates left too little of the
-    run to recover (README, "Profile matching"); a ramp lets the critics follow."""
+    8 set the SWD back by 10-35 % at its onset and the decaying learning rates left too little of
+    the run to recover; a ramp avoided that, but ended as a weaker term (README, "Profile
+    matching")."""
     if epoch < warmup_epochs:
         return 0.0
     return 1.0 if ramp_epochs == 0 else min(1.0, (epoch - warmup_epochs) / ramp_epochs)
