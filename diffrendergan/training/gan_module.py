@@ -285,9 +285,9 @@ class GANModule(pl.LightningModule):
             logs = {}
             if self.matches_profile:  # measured from the start, matched after the warm-up
                 matching, logs["train/profile_gap"] = self._profile_loss(fake)
-                logs["train/profile_share"] = self._profile_share(batch_idx)
-                if logs["train/profile_share"] > 0:
-                    loss_g = loss_g + logs["train/profile_share"] * matching
+                logs["train/profile_share"] = share = self._profile_share(batch_idx)
+                if share > 0:
+                    loss_g = loss_g + share * matching
             opt_g.zero_grad()
             self.manual_backward(loss_g)
             opt_g.step()
