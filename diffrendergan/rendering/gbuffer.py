@@ -30,8 +30,9 @@ class GBuffer:
     fraction of the sky above a pixel hidden by nearby surfaces, in [0, 1) (0 = open; see
     :func:`ambient_occlusion`). grain: a seeded standard-normal value per particle, constant over
     it (0 on the substrate), for the grain-to-grain spread of SE yield. texture:
-    zero-mean, unit-std smooth substrate texture. film: zero-mean, unit-std band-limited field
-    whose level set the shader draws as the support film's residue (:func:`film_field`).
+    zero-mean, unit-std smooth substrate texture. film, film_coarse: zero-mean, unit-std
+    band-limited fields at two correlation lengths, independent of each other, whose blend's level
+    set the shader draws as the support film's residue (:func:`film_field`).
     thickness: path length through particles (nm) or None.
     """
 
@@ -46,6 +47,7 @@ class GBuffer:
     grain: torch.Tensor
     texture: torch.Tensor
     film: torch.Tensor
+    film_coarse: torch.Tensor
     thickness: torch.Tensor | None
     pixel_size_nm: float
 
@@ -260,16 +262,28 @@ def substrate_texture(seeds: list[int], size: int, scale_px: float = 8.0) -> tor
 
 
 RESIDUE_SCALE_NM = 22.0  # correlation length of the film field: residue islands ~8-25 px at 7.3 nm/px
+# The coarse field's length: islands ~20-45 px at 7.3 nm/px, the larger loops of the real TiO2 film
+# (README, "Residue at two scales"). The shader blends the two with a learned weight.
+RESIDUE_COARSE_SCALE_NM = 66.0
+FILM_STREAM, COARSE_FILM_STREAM = 104_729, 611_953  # seed offsets: independent draws
 
 
-def film_field(seeds: list[int], size: int, pixel_size_nm: float) -> torch.Tensor:
+def film_field(
+    seeds: list[int],
+    size: int,
+    pixel_size_nm: float,
+    scale_nm: float = RESIDUE_SCALE_NM,
+    stream: int = FILM_STREAM,
+) -> torch.Tensor:
     """Seeded band-limited random field of the support film (B, 1, H, W), zero mean and unit std
-    per image. The film's dried residue is a set of thin islands where it exceeds a level; the
-    shader draws their bright outlines (``film_residue``) with the level learned."""
-    sigma_px = max(RESIDUE_SCALE_NM / pixel_size_nm, 1.0)
+    per image, with correlation length ``scale_nm``. The film's dried residue is a set of thin
+    islands where it exceeds a level; the shader draws their bright outlines (``film_residue``)
+    with the level learned. ``stream`` offsets the seeds: fields drawn from different streams are
+    independent, so any blend cos(a) f + sin(a) g of two keeps unit std."""
+    sigma_px = max(scale_nm / pixel_size_nm, 1.0)
     out = []
     for seed in seeds:
-        rng = np.random.default_rng(int(seed) + 104_729)
+        rng = np.random.default_rng(int(seed) + stream)
         field = ndimage.gaussian_filter(rng.standard_normal((size, size)), sigma_px, mode="wrap")
         field = (field - field.mean()) / (field.std() + 1e-12)
         out.append(torch.from_numpy(field.astype(np.float32)))
@@ -301,6 +315,9 @@ def build_gbuffer(
         grain=grain_values(texture_seeds, maps.instance),
         texture=substrate_texture(texture_seeds, size),
         film=film_field(texture_seeds, size, pixel_size_nm),
+        film_coarse=film_field(
+            texture_seeds, size, pixel_size_nm, RESIDUE_COARSE_SCALE_NM, COARSE_FILM_STREAM
+        ),
         thickness=None if maps.thickness is None else maps.thickness[:, None],
         pixel_size_nm=pixel_size_nm,
     )

@@ -31,7 +31,9 @@ Physics captured (Reimer, *Scanning Electron Microscopy*, ch. 4):
   islands of dried residue whose edges shine by the edge effect, so they show as thin bright loops
   and arcs (with a faint fill), 8-25 px across on the Rühle TiO2 film and covering much of it. They
   are drawn where the film's band-limited field crosses ``residue_level`` (in field stds: lower =
-  more and larger islands), softly, so that the GAN learns how much residue there is as well as
+  more and larger islands), softly; the field blends two correlation lengths (22 and 66 nm) by
+  ``residue_coarseness`` (0: fine islands only, 1: coarse only; between: coarse loops with
+  irregular outlines), so that the GAN learns how much residue there is as well as
   how bright it is (``residue_gain``, relative to the substrate yield). A segmenter must learn
   that these are not particles.
 HIM images show the same mechanisms with stronger edges, almost no shadowing and almost no volume
@@ -41,6 +43,8 @@ with ranges tuned for that.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from diffrendergan.params.space import Domain
@@ -49,6 +53,14 @@ from diffrendergan.shading.base import Params, Shader, per_image
 
 RESIDUE_SOFTNESS = 0.08  # width of an island's edge in field stds: outlines ~1-2 px wide
 RESIDUE_FILL = 0.15  # an island's interior, relative to its outline
+
+
+def film_blend(fine: torch.Tensor, coarse: torch.Tensor, coarseness: torch.Tensor) -> torch.Tensor:
+    """Unit-std blend (B, 1, H, W) of two independent unit-std fields: cos(a) fine + sin(a) coarse
+    with a = coarseness * pi / 2, so the level keeps its meaning in stds and the gradient in the
+    coarseness stays finite at 0 (a square-root weight's would not)."""
+    a = per_image(coarseness) * (math.pi / 2)
+    return torch.cos(a) * fine + torch.sin(a) * coarse
 
 
 def film_residue(field: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
@@ -73,7 +85,8 @@ def secondary_electron(gb: GBuffer, p: Params) -> torch.Tensor:
     spread = per_image(p["grain_spread"])
     grain = torch.exp(spread * gb.grain - 0.5 * spread * spread)
     particle = ((per_image(p["particle_yield"]) * tilt + volume) * directional + edge) * grain
-    residue = per_image(p["residue_gain"]) * film_residue(gb.film, p["residue_level"])
+    field = film_blend(gb.film, gb.film_coarse, p["residue_coarseness"])
+    residue = per_image(p["residue_gain"]) * film_residue(field, p["residue_level"])
     film = 1.0 + per_image(p["substrate_texture"]) * gb.texture + residue
     substrate = per_image(p["substrate_yield"]) * film
     shadow = 1.0 - per_image(p["shadow_strength"]) * (1.0 - torch.exp(-gb.shadow / 20.0))
@@ -97,6 +110,7 @@ SEM_RANGES = {
     "grazing_cos": (0.15, 0.9),
     "occlusion_strength": (0.0, 0.9),
     "grain_spread": (0.0, 0.6),
+    "residue_coarseness": (0.0, 1.0),
 }
 
 HIM_RANGES = {
@@ -128,13 +142,22 @@ SE_DOMAINS = {
     "grazing_cos": Domain(0.0, 1.0, open_low=True, meaning="floor of cos(tilt) in the secant law"),
     "occlusion_strength": Domain(0.0, 1.0, meaning="signal lost where the sky is hidden, a fraction"),
     "grain_spread": Domain(0.0, meaning="log-normal sigma of the grains' SE yield"),
+    "residue_coarseness": Domain(
+        0.0, 1.0, meaning="blend of the film's coarse residue field (0 fine, 1 coarse)"
+    ),
 }
 
 # Parameters added after checkpoints were written, with the values that render as those did
 # (the secant's old fixed floor, no recapture): older checkpoints load with them held fixed, in the
 # order they arrived. The residue's level is the old fixed threshold (1.3 stds of the same field);
 # the old outlines were hard-edged, so such checkpoints' residue now renders softer.
-SE_INTRODUCED = {"grazing_cos": 0.15, "occlusion_strength": 0.0, "grain_spread": 0.0, "residue_level": 1.3}
+SE_INTRODUCED = {
+    "grazing_cos": 0.15,
+    "occlusion_strength": 0.0,
+    "grain_spread": 0.0,
+    "residue_level": 1.3,
+    "residue_coarseness": 0.0,
+}
 
 SE_SHADER = {"needs_thickness": True, "domains": SE_DOMAINS, "introduced": SE_INTRODUCED}
 SEM = Shader("sem", secondary_electron, SEM_RANGES, **SE_SHADER)

@@ -1,6 +1,6 @@
 """The detector direction is one quantity: rotating scene and detector together rotates the image;
-cast shadows are bounded; the substrate residue is thin, bounded, seeded and
-grows as its learned level falls."""
+cast shadows are bounded; the substrate residue is thin, bounded, seeded,
+grows as its learned level falls and coarsens with its learned blend."""
 
 from __future__ import annotations
 
@@ -11,10 +11,15 @@ import pytest
 import torch
 
 from diffrendergan.config import RendererConfig
-from diffrendergan.rendering.gbuffer import detector_shadow, film_field
+from diffrendergan.rendering.gbuffer import (
+    COARSE_FILM_STREAM,
+    RESIDUE_COARSE_SCALE_NM,
+    detector_shadow,
+    film_field,
+)
 from diffrendergan.rendering.renderer import MicroscopyRenderer
 from diffrendergan.scene.layout import Layout
-from diffrendergan.shading.sem import RESIDUE_FILL, film_residue
+from diffrendergan.shading.sem import RESIDUE_FILL, film_blend, film_residue
 
 SIZE = 64
 # (x, y, z) -> (y, S - x, z): the rotation torch.rot90(image, 1) applies to image positions.
@@ -96,3 +101,23 @@ def test_residue_is_thin_bounded_and_grows_as_its_level_falls() -> None:
         covered[level] = float((r > 0.3).float().mean())
     assert covered[0.8] > covered[1.3] > covered[1.8] > 0
     assert 0.005 < covered[1.3] < 0.15
+
+
+def test_coarse_film_field_is_independent_and_the_blend_keeps_unit_std() -> None:
+    """The coarse field is its own draw: blended with the fine one by cos / sin the field stays
+    unit-std, so the residue level keeps its meaning; the blend's ends are the two fields, and
+    the coarse field's islands are larger (fewer level crossings per pixel)."""
+    fine = film_field([1, 2], 256, 7.34)
+    coarse = film_field([1, 2], 256, 7.34, RESIDUE_COARSE_SCALE_NM, COARSE_FILM_STREAM)
+    assert abs(float((fine * coarse).mean())) < 0.05
+    for c in (0.0, 0.3, 0.5, 1.0):
+        blend = film_blend(fine, coarse, torch.full((2,), c))
+        assert torch.allclose(blend.std((1, 2, 3)), torch.ones(2), atol=0.05)
+    assert torch.allclose(film_blend(fine, coarse, torch.zeros(2)), fine)
+    assert torch.allclose(film_blend(fine, coarse, torch.ones(2)), coarse, atol=1e-6)
+
+    def crossings(f: torch.Tensor) -> float:
+        above = f > 1.3
+        return float((above[..., 1:] != above[..., :-1]).float().mean())
+
+    assert crossings(coarse) < 0.6 * crossings(fine)

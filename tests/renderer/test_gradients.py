@@ -40,6 +40,7 @@ def gbuffer64(make_material, make_layout) -> GBuffer:
     # values around the residue levels, so that outlines cross it.
     noise = torch.randn(kw["film"].shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     kw["film"] = 1.3 + 0.1 * noise
+    kw["film_coarse"] = 0.1 * torch.roll(noise, 5, dims=-1)  # blended in, the field stays near them
     out = GBuffer(**kw)
     assert out.particle.sum() > 10 and (out.particle == 0).sum() > 10  # both regions present
     assert out.shadow.max() > 0 and out.thickness.max() > 0
