@@ -48,7 +48,9 @@ def main(cfg: DictConfig) -> dict[str, Any]:
             core_rim, substrate, spread = stats["core_rim"], stats["substrate"], stats["grain_cv"]
             print(
                 f"{side} rim -> core: {profile} (core/rim {core_rim:.2f}), substrate {substrate:.3f}, "
-                f"grain-to-grain CV {spread:.2f}"
+                f"grain-to-grain CV {spread:.2f}; seams {stats['seam_core']:.2f} of the core, "
+                f"{stats['contacts_per_particle']:.2f} contacts per particle, "
+                f"{stats['pairs_merged']:.0%} of touching pairs in one bright blob"
             )
     print(f"realism: {out}")
     return result

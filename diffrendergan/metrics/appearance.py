@@ -36,6 +36,9 @@ Conventions (every image percentile-stretched to its own 0.5/99.5 % first, data 
 * **Substrate noise power spectrum**: 32 x 32 windows lying wholly in the substrate, mean-removed
   and Hann-windowed; their power spectra are averaged per image and binned radially into
   :data:`PSD_BANDS` frequency bands up to 0.5 cycles/px (log10 of the median over images per band).
+* **Touching particles** (:mod:`diffrendergan.metrics.contacts`): the mean intensity of the seams
+  between touching particles (``seam``, and relative to the core bin, ``seam_core``), contacts
+  per particle, and the share of touching pairs that one bright blob swallows (``pairs_merged``).
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ from scipy import ndimage as ndi
 from skimage.filters import sobel
 from skimage.segmentation import clear_border, find_boundaries
 
+from diffrendergan.metrics.contacts import ContactCounts, contact_counts
+
 N_BINS = 5
 MIN_AREA_PX = 30
 SUBSTRATE_MARGIN_PX = 4
@@ -57,6 +62,7 @@ GRAIN_CV_MIN_GRAINS = 3
 PSD_WINDOW = 32
 PSD_BANDS = 8
 OUTLINE_REACH = 4
+CONTACT_KEYS = ("seam", "seam_core", "contacts_per_particle", "pairs_merged")
 
 
 @dataclass
@@ -74,6 +80,10 @@ class Appearance:
         substrate_psd: (PSD_BANDS,) log10 power per frequency band, low to high.
         outline_profile: (2 * OUTLINE_REACH,) mean intensity at signed distances -reach..-1,
             +1..+reach px from the outline (negative: outside).
+        seam: mean intensity on the seams between touching particles; seam_core: seam / the
+            profile's core bin.
+        contacts_per_particle: touching pairs per particle; pairs_merged: the share of touching
+            pairs that lie in one bright blob.
         n_particles, n_images: what was measured.
     """
 
@@ -87,6 +97,10 @@ class Appearance:
     grain_cv: float = float("nan")
     substrate_psd: list[float] = field(default_factory=list)
     outline_profile: list[float] = field(default_factory=list)
+    seam: float = float("nan")
+    seam_core: float = float("nan")
+    contacts_per_particle: float = float("nan")
+    pairs_merged: float = float("nan")
     n_particles: int = 0
     n_images: int = 0
 
@@ -221,6 +235,7 @@ class _Accumulator:
     power: list[np.ndarray] = field(default_factory=list)  # (PSD_BANDS,) mean tile power per image
     outline_sum: np.ndarray = field(default_factory=lambda: np.zeros(2 * OUTLINE_REACH))
     outline_count: np.ndarray = field(default_factory=lambda: np.zeros(2 * OUTLINE_REACH))
+    contacts: ContactCounts = field(default_factory=ContactCounts)
     images: int = 0
 
     def add(self, image: np.ndarray, instances: np.ndarray, n_bins: int) -> None:
@@ -243,12 +258,18 @@ class _Accumulator:
         power, n = substrate_power_spectrum(image, sub)
         if n:
             self.power.append(power / n)
+        self.contacts += contact_counts(image, inst)
         self.images += 1
 
 
 def _mean(parts: list[np.ndarray]) -> float:
     values = np.concatenate(parts) if parts else np.zeros(0)
     return float(values.mean()) if values.size else float("nan")
+
+
+def _ratio(num: float, den: float) -> float:
+    """num / den, NaN when nothing was measured (den 0 or NaN)."""
+    return float(num / den) if den > 0 else float("nan")
 
 
 def _per_image_median(parts: list[np.ndarray], statistic: Callable[[np.ndarray], Any]) -> float:
@@ -269,6 +290,8 @@ def appearance_stats(pairs: Iterable[tuple[np.ndarray, np.ndarray]], n_bins: int
     psd = np.log10(np.median(acc.power, axis=0) + 1e-12) if acc.power else np.full(PSD_BANDS, np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):
         outline = acc.outline_sum / acc.outline_count
+    c = acc.contacts
+    seam = _ratio(c.seam_sum, c.seam_pixels)
     return Appearance(
         profile=[float(v) for v in profile],
         core_rim=float(profile[-1] / profile[0]) if profile[0] > 0 else float("nan"),
@@ -280,6 +303,10 @@ def appearance_stats(pairs: Iterable[tuple[np.ndarray, np.ndarray]], n_bins: int
         grain_cv=float(np.nanmean(acc.grain_cv)) if np.isfinite(acc.grain_cv).any() else float("nan"),
         substrate_psd=[float(v) for v in psd],
         outline_profile=[float(v) for v in outline],
+        seam=seam,
+        seam_core=_ratio(seam, float(profile[-1])),
+        contacts_per_particle=_ratio(c.pairs, c.particles),
+        pairs_merged=_ratio(c.merged, c.pairs),
         n_particles=len(profiles),
         n_images=acc.images,
     )
@@ -299,6 +326,7 @@ def appearance_difference(real: Appearance, fake: Appearance) -> dict[str, float
         "core_gradient",
         "substrate_std",
         "grain_cv",
+        *CONTACT_KEYS,
     ):
         out[key] = float(getattr(fake, key) - getattr(real, key))
     outline = np.asarray(fake.outline_profile) - np.asarray(real.outline_profile)

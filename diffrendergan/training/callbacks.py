@@ -21,6 +21,7 @@ from torchvision.utils import draw_segmentation_masks, make_grid
 from diffrendergan.config import SizeLaw
 from diffrendergan.data.readers import normalize_image
 from diffrendergan.metrics.appearance import (
+    CONTACT_KEYS,
     Appearance,
     appearance_difference,
     appearance_stats,
@@ -147,11 +148,12 @@ class AppearanceCallback(pl.Callback):
         self.last = stats = render_appearance(sample.fake, sample.instances)
         metrics = {f"appearance/profile_bin{k}": v for k, v in enumerate(stats.profile)}
         metrics |= {f"appearance/outline{k:+d}": v for k, v in outline_items(stats.outline_profile)}
-        for key in ("core_rim", "substrate", "contrast", "rim_gradient", "core_gradient", "grain_cv"):
+        keys = ("core_rim", "substrate", "contrast", "rim_gradient", "core_gradient", "grain_cv")
+        for key in (*keys, *CONTACT_KEYS):
             metrics[f"appearance/{key}"] = getattr(stats, key)
         if self.reference is not None:
             diff = appearance_difference(self.reference, stats)
-            for key in ("profile_max_abs", "outline_max_abs", "substrate", "core_rim"):
+            for key in ("profile_max_abs", "outline_max_abs", "substrate", "core_rim", "seam_core"):
                 metrics[f"appearance/diff_{key}"] = diff[key]
         finite = {k: float(v) for k, v in metrics.items() if np.isfinite(v)}
         pl_module.log_dict(finite, rank_zero_only=True)

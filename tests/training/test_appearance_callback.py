@@ -49,3 +49,5 @@ def test_profile_outline_and_differences_are_logged_each_epoch() -> None:
     assert logged["appearance/diff_outline_max_abs"] == pytest.approx(0.0)  # against itself
     assert logged["appearance/diff_profile_max_abs"] == pytest.approx(0.0)
     assert logged["appearance/profile_bin0"] > logged["appearance/substrate"]
+    assert logged["appearance/contacts_per_particle"] == 0.0  # one grain per render: no seam
+    assert "appearance/seam" not in logged and "appearance/pairs_merged" not in logged  # NaN: not logged
