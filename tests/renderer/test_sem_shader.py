@@ -100,9 +100,12 @@ def test_a_checkpoint_from_before_new_parameters_loads_with_them_held(tmp_path: 
     from diffrendergan.training.gan_module import GANModule
     from diffrendergan.training.load import load_gan_module
 
-    material = _tio2_small()
     held = dict(list(introduced_held("sem").items())[-n_missing:])
     assert len(held) == n_missing
+    # A material written before the parameters existed cannot configure them (today's TiO2 sets
+    # its own recapture range).
+    material = _tio2_small()
+    material["params"] = {k: v for k, v in material["params"].items() if k not in held}
     torch.manual_seed(0)
     module = GANModule(
         {**material, "params": {**material["params"], **held}}, {}, {"layout_pool": 2, "n_eval": 2}
