@@ -25,13 +25,12 @@ Both statistics need masks (real annotated images or renders with their exact in
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage.filters import gaussian, threshold_otsu
 
-from diffrendergan.models.grain_windows import SMOOTHING_PX, bright_blobs
+from diffrendergan.models.grain_windows import bright_blobs
 
 SEAM_REACH_PX = 2
 
@@ -47,13 +46,7 @@ class ContactCounts:
     seam_pixels: int = 0
 
     def __add__(self, other: ContactCounts) -> ContactCounts:
-        return ContactCounts(
-            self.particles + other.particles,
-            self.pairs + other.pairs,
-            self.merged + other.merged,
-            self.seam_sum + other.seam_sum,
-            self.seam_pixels + other.seam_pixels,
-        )
+        return ContactCounts(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
 
 
 def seams_and_pairs(instances: np.ndarray, reach: int = SEAM_REACH_PX) -> tuple[np.ndarray, np.ndarray]:
@@ -94,8 +87,7 @@ def contact_counts(image: np.ndarray, instances: np.ndarray) -> ContactCounts:
     n_particles = int(np.unique(inst[inst > 0]).size)
     merged = 0
     if len(pairs):
-        level = float(threshold_otsu(gaussian(image, SMOOTHING_PX)))
-        homes = blob_homes(inst, bright_blobs(image, level))
+        homes = blob_homes(inst, bright_blobs(image, None))
         a, b = homes[pairs[:, 0]], homes[pairs[:, 1]]
         merged = int(((a == b) & (a > 0)).sum())
     seam_sum = float(np.asarray(image)[seam].sum())

@@ -27,11 +27,12 @@ def otsu_grain_level(images: torch.Tensor) -> float:
     return float(threshold_otsu(images.detach().float().cpu().numpy().ravel()))
 
 
-def bright_blobs(image: np.ndarray, threshold: float) -> np.ndarray:
+def bright_blobs(image: np.ndarray, threshold: float | None) -> np.ndarray:
     """Labelled bright blobs (H, W) int of ``image`` (H, W): the lightly smoothed image above
-    ``threshold``, 0 elsewhere. What counts as a grain for the grain critic and for profile
-    matching, the same on real patches and renders."""
-    return label(gaussian(image, SMOOTHING_PX) > threshold)
+    ``threshold`` (None: the smoothed image's own Otsu level), 0 elsewhere. What counts as a grain
+    for the grain critic and for profile matching, the same on real patches and renders."""
+    smooth = gaussian(image, SMOOTHING_PX)
+    return label(smooth > (threshold_otsu(smooth) if threshold is None else threshold))
 
 
 def window_corners(
