@@ -9,6 +9,7 @@ law's own moments (volume-equivalent diameters) are not.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -67,17 +68,26 @@ def labeled_diameters(
 
 
 @torch.no_grad()
+def law_instances(
+    material: MaterialConfig, n_images: int = 32, seed: int = 0, renderer: RendererConfig | None = None
+) -> Iterator[np.ndarray]:
+    """Exact instance maps (H, W) int64 of ``n_images`` layouts drawn from the material's
+    size/count/placement laws, without the rendered boundary rims (hand-made masks leave the
+    outline of a grain over a hidden one as background too)."""
+    r = MicroscopyRenderer(material, renderer or RendererConfig())
+    for i in range(n_images):
+        lay = sample_layout(material, SIZE_SEED_BASE + seed * 10_007 + i)
+        classes, instances = r.masks([lay])
+        yield instances[0].numpy().astype(np.int64) * (classes[0].numpy() != BOUNDARY)
+
+
 def law_diameters(
     material: MaterialConfig, n_images: int = 32, seed: int = 0, renderer: RendererConfig | None = None
 ) -> np.ndarray:
     """Whole-particle diameters (nm) in ``n_images`` exact instance maps of layouts drawn from the
     material's size/count/placement laws, annotated like hand-made masks (boundary rims excluded)."""
-    r = MicroscopyRenderer(material, renderer or RendererConfig())
     out = []
-    for i in range(n_images):
-        lay = sample_layout(material, SIZE_SEED_BASE + seed * 10_007 + i)
-        classes, instances = r.masks([lay])
-        inst = instances[0].numpy() * (classes[0].numpy() != BOUNDARY)
+    for inst in law_instances(material, n_images, seed, renderer):
         # Hand-made masks separate touching particles by background lines: measure the same parts.
         inst = label(inst, connectivity=1, background=0) if inst.max() > 0 else inst
         out.append(equivalent_diameters(whole_particles(inst), material.pixel_size_nm))
