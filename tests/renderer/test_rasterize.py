@@ -12,7 +12,6 @@ from diffrendergan.config import MaterialConfig
 from diffrendergan.rendering.rasterize import rasterize_full, rasterize_windowed
 from diffrendergan.scene.layout import Layout, Particles, build_particles, sample_layout
 
-
 # Dense scenes whatever the shipped count law: the paths must agree where particles crowd and stack.
 DENSE = {"kind": "fixed", "n": 12}
 
