@@ -27,6 +27,7 @@ from scipy.sparse.csgraph import connected_components
 from diffrendergan.config import MaterialConfig, RendererConfig
 from diffrendergan.data.labeled import find_labeled_pairs, load_labeled
 from diffrendergan.evaluation.particle_sizes import law_instances
+from diffrendergan.evaluation.tiling import tiles
 from diffrendergan.metrics.contacts import seams_and_pairs
 
 
@@ -79,17 +80,6 @@ def image_packing(instances: np.ndarray) -> Packing:
 def packing(instance_maps: Iterable[np.ndarray]) -> Packing:
     """Packing summed over instance maps."""
     return sum((image_packing(m) for m in instance_maps), Packing())
-
-
-def tiles(array: np.ndarray, size: int) -> list[np.ndarray]:
-    """Non-overlapping ``size`` x ``size`` tiles of a 2-D array, from the top left; a remainder
-    narrower than ``size`` is left out."""
-    h, w = array.shape[:2]
-    return [
-        array[y : y + size, x : x + size]
-        for y in range(0, h - size + 1, size)
-        for x in range(0, w - size + 1, size)
-    ]
 
 
 def labeled_packing(folder: str | Path, tile_px: int, crop_bottom_px: int | None = None) -> Packing:

@@ -5,6 +5,9 @@ divisible by its total stride. The image is reflect-padded to a multiple of ``mu
 overlapping tiles, and the per-tile class probabilities are blended with a window that falls off
 towards the tile edges (where the receptive field sees padding and predictions are worst), then
 cropped back to the original size.
+
+Measurements that compare real micrographs with renders cut them into plain non-overlapping tiles
+of the render size instead (:func:`tiles`).
 """
 
 from __future__ import annotations
@@ -33,6 +36,17 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
     """Reflect-pad the bottom/right of (N, C, H, W) up to multiples of ``multiple``."""
     h, w = x.shape[-2:]
     return _reflect_pad(x, -h % multiple, -w % multiple)
+
+
+def tiles(array: np.ndarray, size: int) -> list[np.ndarray]:
+    """Non-overlapping ``size`` x ``size`` tiles of a 2-D array, from the top left; a remainder
+    narrower than ``size`` is left out (real micrographs cut to the patch or render size)."""
+    h, w = array.shape[:2]
+    return [
+        array[y : y + size, x : x + size]
+        for y in range(0, h - size + 1, size)
+        for x in range(0, w - size + 1, size)
+    ]
 
 
 def _starts(size: int, tile: int, stride: int) -> list[int]:

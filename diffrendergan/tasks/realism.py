@@ -17,6 +17,7 @@ import torch
 from diffrendergan.data.databar import crop_data_bar
 from diffrendergan.data.readers import list_images, read_micrograph
 from diffrendergan.errors import ConfigError, DataError
+from diffrendergan.evaluation.tiling import tiles
 from diffrendergan.metrics.appearance import (
     Appearance,
     appearance_difference,
@@ -74,21 +75,16 @@ def to_patches(
     ``size`` give none; when no image gives one, the DataError names ``folder`` and its largest
     image."""
     named = [x if isinstance(x, tuple) else (Path("<image>"), x) for x in images]
-    tiles = [
-        img[y : y + size, x : x + size]
-        for _, img in named
-        for y in range(0, img.shape[0] - size + 1, size)
-        for x in range(0, img.shape[1] - size + 1, size)
-    ]
+    cut = [t for _, img in named for t in tiles(img, size)]
     if max_patches is not None:
-        tiles = tiles[:max_patches]
-    if not tiles:
+        cut = cut[:max_patches]
+    if not cut:
         largest = ""
         if named:
             name, img = max(named, key=lambda n: min(n[1].shape))
             largest = f" (largest: {name.name}, {_shape(img)})"
         raise DataError(folder, f"no image is at least {size}x{size} px{largest}; lower patch_size")
-    return torch.from_numpy(np.stack(tiles)).float()[:, None]
+    return torch.from_numpy(np.stack(cut)).float()[:, None]
 
 
 def realism_from_folders(

@@ -15,7 +15,6 @@ from diffrendergan.evaluation.packing import (
     labeled_packing,
     law_packing,
     packing,
-    tiles,
 )
 
 
@@ -42,12 +41,6 @@ def test_sums_over_images_and_an_empty_image_counts_as_an_image() -> None:
     assert total == Packing(images=2, particles=4, pairs=2, isolated=1, agglomerates=2)
     assert total.summary()["agglomerates_per_image"] == 1.0
     assert np.isnan(Packing(images=1).summary()["contacts_per_particle"])
-
-
-def test_tiles_leave_out_the_remainder() -> None:
-    cut = tiles(np.arange(10 * 7).reshape(10, 7), 3)
-    assert len(cut) == 3 * 2
-    assert cut[1][0, 0] == 3 and cut[2][0, 0] == 3 * 7
 
 
 def test_the_tio2_layouts_pack_like_the_real_masks(

@@ -1,4 +1,4 @@
-"""Sliding-window inference must reproduce the untiled result for pointwise predictors."""
+"""Sliding-window inference must reproduce the untiled result for pointwise predictors; plain tiles."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from diffrendergan.evaluation.tiling import blend_window, tiled_predict
+from diffrendergan.evaluation.tiling import blend_window, tiled_predict, tiles
 
 
 def _pointwise(batch: torch.Tensor) -> torch.Tensor:
@@ -72,3 +72,9 @@ def test_seams_are_blended_for_a_non_local_predictor() -> None:
     assert (tiled - full).abs().max() < 0.05
     with pytest.raises(ValueError):
         tiled_predict(conv, image, tile=64, overlap=64)
+
+
+def test_tiles_leave_out_the_remainder() -> None:
+    cut = tiles(np.arange(10 * 7).reshape(10, 7), 3)
+    assert len(cut) == 3 * 2
+    assert cut[1][0, 0] == 3 and cut[2][0, 0] == 3 * 7
