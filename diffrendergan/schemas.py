@@ -55,6 +55,7 @@ class DataSchema(PatchingSchema):
     augment: bool = True
     brightness_contrast: float = 0.0
     val_fraction: float = 0.2
+    split_seed: int = 0
     demo_images: int = 8
 
 
@@ -412,6 +413,7 @@ def check_data(node: Any, key: str = "data") -> DataSchema:
     at_least(f"{key}.scene_workers", d.scene_workers, 0)
     at_least(f"{key}.brightness_contrast", d.brightness_contrast, 0.0)
     fraction(f"{key}.val_fraction", d.val_fraction, upper_open=True)
+    at_least(f"{key}.split_seed", d.split_seed, 0)
     at_least(f"{key}.demo_images", d.demo_images, 1)
     return d
 

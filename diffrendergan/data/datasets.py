@@ -149,6 +149,7 @@ class RealPatchDataModule(pl.LightningDataModule):
         val_fraction: float = 0.1,
         seed: int = 0,
         scenes: SceneStream | None = None,
+        split_seed: int = 0,
     ):
         super().__init__()
         _check_loader_args(batch_size, num_workers)
@@ -161,6 +162,9 @@ class RealPatchDataModule(pl.LightningDataModule):
         self.brightness_contrast = brightness_contrast
         self.val_fraction = val_fraction
         self.seed = seed
+        # The held-out patches depend on split_seed only: runs of different seeds (which shuffle,
+        # augment and initialise differently) are measured against one reference.
+        self.split_seed = split_seed
         self.scenes = scenes
         self.train_set: RealPatchDataset | None = None
         self.val_set: RealPatchDataset | None = None
@@ -174,7 +178,7 @@ class RealPatchDataModule(pl.LightningDataModule):
             raise DataError(
                 self.patch_dir, f"no real patches ({exc}); run `python -m experiments.prepare`"
             ) from exc
-        train_idx, val_idx = split_indices(len(files), self.val_fraction, self.seed)
+        train_idx, val_idx = split_indices(len(files), self.val_fraction, self.split_seed)
         transform = real_augmentations(self.brightness_contrast, seed=self.seed) if self.augment else None
         self.train_set = RealPatchDataset([files[i] for i in train_idx], transform)
         self.val_set = RealPatchDataset([files[i] for i in val_idx], with_ids=True) if val_idx else None

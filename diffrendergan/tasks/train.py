@@ -188,6 +188,7 @@ def patch_data_module(cfg: DictConfig, patch_dir: Path) -> RealPatchDataModule:
         brightness_contrast=float(cfg.data.brightness_contrast),
         val_fraction=float(cfg.data.val_fraction),
         seed=int(cfg.seed),
+        split_seed=int(cfg.data.split_seed),
     )
     dm.setup("fit")
     assert dm.train_set is not None

@@ -14,7 +14,8 @@ from diffrendergan.data.datasets import (
     real_augmentations,
 )
 from diffrendergan.data.patches import PatchOptions, prepare_patches
-from diffrendergan.errors import DataError
+from diffrendergan.errors import ConfigError, DataError
+from diffrendergan.schemas import check_data
 
 
 def write_patches(folder: Path, n: int = 10, size: int = 32) -> list[Path]:
@@ -64,6 +65,21 @@ def test_real_datamodule_split_is_deterministic_and_val_unaugmented(tmp_path):
     raw = torch.stack([RealPatchDataset([f])[0] for f in dm.val_set.files[:2]])
     torch.testing.assert_close(val, raw)
     assert ids.tolist() == [0, 1]
+
+
+def test_held_out_patches_follow_split_seed_not_the_run_seed(tmp_path):
+    """Runs of different seeds are compared on one held-out set (their val/swd share a reference)."""
+    write_patches(tmp_path / "patches", n=20)
+
+    def held_out(seed: int, split_seed: int) -> list:
+        dm = RealPatchDataModule(tmp_path / "patches", val_fraction=0.2, seed=seed, split_seed=split_seed)
+        dm.setup("fit")
+        return dm.val_set.files
+
+    assert held_out(0, 0) == held_out(1, 0) == held_out(2, 0)
+    assert held_out(0, 0) != held_out(0, 3)
+    with pytest.raises(ConfigError, match=r"data\.split_seed: expected >= 0"):
+        check_data({"split_seed": -1})
 
 
 def test_real_datamodule_reads_prepare_output_folder(tmp_path):
