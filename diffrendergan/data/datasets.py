@@ -131,7 +131,8 @@ def _check_loader_args(batch_size: int, num_workers: int) -> None:
 
 
 class RealPatchDataModule(pl.LightningDataModule):
-    """Real patches for the GAN's discriminator, with a seeded train/validation split.
+    """Real patches for the GAN's discriminator, with a train/validation split seeded by
+    ``split_seed`` (not ``seed``), so that runs of different seeds share one held-out set.
 
     Validation patches are never augmented, so validation metrics are comparable across epochs.
     With ``scenes`` (the generator's :class:`~diffrendergan.data.scenes.SceneStream`), a training
