@@ -163,6 +163,17 @@ class ProfileMatchingSchema:
 
 
 @dataclass
+class StartCalibrationSchema:
+    """``model.start_calibration``: before the first GAN step, fit the parameter network's output
+    bias to the real patches' grey-level and band-pass quantiles
+    (:mod:`diffrendergan.models.calibration`); ``steps`` 0 = off (the range midpoints)."""
+
+    steps: int = 0
+    lr: float = 0.05
+    batch: int = 8
+
+
+@dataclass
 class ModelSchema:
     """``configs/model/gan.yaml``."""
 
@@ -180,6 +191,7 @@ class ModelSchema:
     grain_discriminator: GrainDiscriminatorSchema = field(default_factory=GrainDiscriminatorSchema)
     profile_matching: ProfileMatchingSchema = field(default_factory=ProfileMatchingSchema)
     topography: TopographySchema = field(default_factory=TopographySchema)
+    start_calibration: StartCalibrationSchema = field(default_factory=StartCalibrationSchema)
 
 
 # Keys of the model group before it was split into built parts (old name -> new name): a command
@@ -478,6 +490,9 @@ def check_model(node: Any, key: str = "model") -> ModelSchema:
     at_least(f"{key}.profile_matching.min_area_px", m.profile_matching.min_area_px, 1)
     at_least(f"{key}.profile_matching.warmup_epochs", m.profile_matching.warmup_epochs, 0)
     at_least(f"{key}.profile_matching.ramp_epochs", m.profile_matching.ramp_epochs, 0)
+    at_least(f"{key}.start_calibration.steps", m.start_calibration.steps, 0)
+    at_least(f"{key}.start_calibration.batch", m.start_calibration.batch, 1)
+    positive(f"{key}.start_calibration.lr", m.start_calibration.lr)
     if d.norm not in D_NORMS:
         raise ConfigError(f"{key}.discriminator.norm", f"expected one of {D_NORMS}, got {d.norm!r}")
     if m.lr_decay not in LR_DECAYS:

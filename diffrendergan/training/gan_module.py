@@ -11,6 +11,7 @@ with fixed noise, so values are comparable across epochs.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -22,6 +23,7 @@ from diffrendergan.config import material_from_dict, renderer_from_dict
 from diffrendergan.data.datasets import RealPatchDataset
 from diffrendergan.data.scenes import SceneBatch, ScenePlan, SceneStream
 from diffrendergan.metrics.realism import GreyLevelW1, SlicedWasserstein
+from diffrendergan.models.calibration import calibrate_start
 from diffrendergan.models.generator import Generator
 from diffrendergan.models.grain_profile import BANDS, grain_profile, onset_share, profile_gap
 from diffrendergan.models.grain_windows import grain_windows, otsu_grain_level
@@ -29,6 +31,8 @@ from diffrendergan.models.topography import Topography
 from diffrendergan.scene.sampler import LayoutSampler, Scenes
 from diffrendergan.schemas import ModelSchema, check_model
 from diffrendergan.training.parts import GANParts, build_parts
+
+log = logging.getLogger(__name__)
 
 EVAL_SEED_BASE = 1_000_000_007  # evaluation layouts never collide with training seeds
 
@@ -106,6 +110,8 @@ class GANModule(pl.LightningModule):
             self.register_buffer("grain_threshold", torch.tensor(float("nan") if level is None else level))
         if self.matches_profile:
             self.register_buffer("profile_target", torch.full((len(BANDS),), float("nan")))
+        if spec.start_calibration.steps > 0:  # a buffer, so a resumed run does not calibrate again
+            self.register_buffer("start_calibrated", torch.tensor(False))
         self._val_real: list[torch.Tensor] = []
         # val/swd, val/hist_w1: the real validation patches are measured once (a cached reference, gathered
         # over DDP ranks by patch id) and every validation compares the evaluation renders to it.
@@ -213,14 +219,37 @@ class GANModule(pl.LightningModule):
         return self.topography is not None and self.current_epoch >= self.spec.topography.warmup_epochs
 
     def on_fit_start(self) -> None:
-        """The grain level and the real grain profile, from all real training patches (every rank
-        reads the same files: the same values), unless a checkpoint or the config has them."""
+        """From all real training patches (every rank reads the same files: the same values),
+        unless a checkpoint or the config has them: the grain level and the real grain profile,
+        and the calibrated start of the parameter network."""
         train_set = getattr(self.trainer.datamodule, "train_set", None)
-        if train_set is None or not self._grain_statistics_unset():
+        if train_set is None or not (self._grain_statistics_unset() or self._start_uncalibrated()):
             return
         plain = RealPatchDataset(train_set.files)
         patches = torch.stack([plain[i] for i in range(len(plain))])
-        self._real_grain_statistics(patches)
+        if self._grain_statistics_unset():
+            self._real_grain_statistics(patches)
+        if self._start_uncalibrated():
+            self._calibrate_start(patches)
+
+    def _start_uncalibrated(self) -> bool:
+        return self.spec.start_calibration.steps > 0 and not bool(self.start_calibrated)
+
+    def _calibrate_start(self, real: torch.Tensor) -> None:
+        """Fit the parameter network's output bias to ``real`` (N, 1, H, W) (see calibrate_start);
+        rank 0's fit is every rank's."""
+        spec = self.spec.start_calibration
+        result = calibrate_start(self.generator, real, spec.steps, spec.lr, spec.batch, self.hparams.seed)
+        bias = self.trainer.strategy.broadcast(self.generator.net.head.bias.detach().cpu(), src=0)
+        self.generator.net.head.bias.data.copy_(bias)
+        if self.generator.net_ema is not None:
+            self.generator.net_ema.module.head.bias.data.copy_(bias)
+        self.start_calibrated.fill_(True)
+        space = self.generator.space
+        start = space.to_physical(result.unit[None])
+        shown = ", ".join(f"{k} {float(start[k][0]):.3g}" for k in space.learned)
+        gap = f"{result.loss_before:.3f} -> {result.loss_after:.3f}"
+        log.info("calibrated start: quantile gap %s; %s", gap, shown)
 
     def _grain_statistics_unset(self) -> bool:
         """Whether the grain level or the real profile the losses need is still to be measured."""
