@@ -163,14 +163,16 @@ class ProfileMatchingSchema:
 
 
 @dataclass
-class StartCalibrationSchema:
-    """``model.start_calibration``: before the first GAN step, fit the parameter network's output
-    bias to the real patches' grey-level and band-pass quantiles
-    (:mod:`diffrendergan.models.calibration`); ``steps`` 0 = off (the range midpoints)."""
+class QuantileMatchingSchema:
+    """``model.quantile_matching``: the renders' grey-level and band-pass quantiles against the real
+    training patches' (:mod:`diffrendergan.models.quantile_matching`): ``start_steps`` fit the
+    parameter network's output bias before the first GAN step (0 = start at the range midpoints),
+    ``weight`` adds the gap to the generator's loss (0 = off)."""
 
-    steps: int = 0
+    start_steps: int = 0
     lr: float = 0.05
     batch: int = 8
+    weight: float = 0.0
 
 
 @dataclass
@@ -191,7 +193,7 @@ class ModelSchema:
     grain_discriminator: GrainDiscriminatorSchema = field(default_factory=GrainDiscriminatorSchema)
     profile_matching: ProfileMatchingSchema = field(default_factory=ProfileMatchingSchema)
     topography: TopographySchema = field(default_factory=TopographySchema)
-    start_calibration: StartCalibrationSchema = field(default_factory=StartCalibrationSchema)
+    quantile_matching: QuantileMatchingSchema = field(default_factory=QuantileMatchingSchema)
 
 
 # Keys of the model group before it was split into built parts (old name -> new name): a command
@@ -490,9 +492,11 @@ def check_model(node: Any, key: str = "model") -> ModelSchema:
     at_least(f"{key}.profile_matching.min_area_px", m.profile_matching.min_area_px, 1)
     at_least(f"{key}.profile_matching.warmup_epochs", m.profile_matching.warmup_epochs, 0)
     at_least(f"{key}.profile_matching.ramp_epochs", m.profile_matching.ramp_epochs, 0)
-    at_least(f"{key}.start_calibration.steps", m.start_calibration.steps, 0)
-    at_least(f"{key}.start_calibration.batch", m.start_calibration.batch, 1)
-    positive(f"{key}.start_calibration.lr", m.start_calibration.lr)
+    q = m.quantile_matching
+    at_least(f"{key}.quantile_matching.start_steps", q.start_steps, 0)
+    at_least(f"{key}.quantile_matching.batch", q.batch, 1)
+    positive(f"{key}.quantile_matching.lr", q.lr)
+    at_least(f"{key}.quantile_matching.weight", q.weight, 0.0)
     if d.norm not in D_NORMS:
         raise ConfigError(f"{key}.discriminator.norm", f"expected one of {D_NORMS}, got {d.norm!r}")
     if m.lr_decay not in LR_DECAYS:

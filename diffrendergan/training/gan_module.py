@@ -23,10 +23,17 @@ from diffrendergan.config import material_from_dict, renderer_from_dict
 from diffrendergan.data.datasets import RealPatchDataset
 from diffrendergan.data.scenes import SceneBatch, ScenePlan, SceneStream
 from diffrendergan.metrics.realism import GreyLevelW1, SlicedWasserstein
-from diffrendergan.models.calibration import calibrate_start
 from diffrendergan.models.generator import Generator
 from diffrendergan.models.grain_profile import BANDS, grain_profile, onset_share, profile_gap
 from diffrendergan.models.grain_windows import grain_windows, otsu_grain_level
+from diffrendergan.models.quantile_matching import (
+    BAND_STATISTICS,
+    QUANTILES,
+    band_quantiles,
+    calibrate_start,
+    quantile_gap,
+    quantile_spread,
+)
 from diffrendergan.models.topography import Topography
 from diffrendergan.scene.sampler import LayoutSampler, Scenes
 from diffrendergan.schemas import ModelSchema, check_model
@@ -110,8 +117,11 @@ class GANModule(pl.LightningModule):
             self.register_buffer("grain_threshold", torch.tensor(float("nan") if level is None else level))
         if self.matches_profile:
             self.register_buffer("profile_target", torch.full((len(BANDS),), float("nan")))
-        if spec.start_calibration.steps > 0:  # a buffer, so a resumed run does not calibrate again
-            self.register_buffer("start_calibrated", torch.tensor(False))
+        quantiles = spec.quantile_matching
+        self.matches_quantiles = quantiles.start_steps > 0 or quantiles.weight > 0
+        if self.matches_quantiles:  # buffers: a resumed run neither re-measures nor re-calibrates
+            self.register_buffer("quantile_target", torch.full((BAND_STATISTICS, QUANTILES), float("nan")))
+            self.register_buffer("start_calibrated", torch.tensor(quantiles.start_steps == 0))
         self._val_real: list[torch.Tensor] = []
         # val/swd, val/hist_w1: the real validation patches are measured once (a cached reference, gathered
         # over DDP ranks by patch id) and every validation compares the evaluation renders to it.
@@ -220,26 +230,28 @@ class GANModule(pl.LightningModule):
 
     def on_fit_start(self) -> None:
         """From all real training patches (every rank reads the same files: the same values),
-        unless a checkpoint or the config has them: the grain level and the real grain profile,
-        and the calibrated start of the parameter network."""
+        unless a checkpoint or the config has them: the grain level, the real grain profile and
+        the real quantiles; then the calibrated start of the parameter network."""
         train_set = getattr(self.trainer.datamodule, "train_set", None)
-        if train_set is None or not (self._grain_statistics_unset() or self._start_uncalibrated()):
-            return
-        plain = RealPatchDataset(train_set.files)
-        patches = torch.stack([plain[i] for i in range(len(plain))])
-        if self._grain_statistics_unset():
-            self._real_grain_statistics(patches)
-        if self._start_uncalibrated():
-            self._calibrate_start(patches)
+        if train_set is not None and (self._grain_statistics_unset() or self._quantiles_unset()):
+            plain = RealPatchDataset(train_set.files)
+            patches = torch.stack([plain[i] for i in range(len(plain))])
+            if self._grain_statistics_unset():
+                self._real_grain_statistics(patches)
+            if self._quantiles_unset():
+                self.quantile_target.copy_(band_quantiles(patches.float()))
+        if self.matches_quantiles and not self._quantiles_unset() and not bool(self.start_calibrated):
+            self._calibrate_start()
 
-    def _start_uncalibrated(self) -> bool:
-        return self.spec.start_calibration.steps > 0 and not bool(self.start_calibrated)
+    def _quantiles_unset(self) -> bool:
+        return self.matches_quantiles and bool(torch.isnan(self.quantile_target).any())
 
-    def _calibrate_start(self, real: torch.Tensor) -> None:
-        """Fit the parameter network's output bias to ``real`` (N, 1, H, W) (see calibrate_start);
+    def _calibrate_start(self) -> None:
+        """Fit the parameter network's output bias to the real quantiles (see calibrate_start);
         rank 0's fit is every rank's."""
-        spec = self.spec.start_calibration
-        result = calibrate_start(self.generator, real, spec.steps, spec.lr, spec.batch, self.hparams.seed)
+        spec = self.spec.quantile_matching
+        target, seed = self.quantile_target.cpu(), self.hparams.seed
+        result = calibrate_start(self.generator, target, spec.start_steps, spec.lr, spec.batch, seed)
         bias = self.trainer.strategy.broadcast(self.generator.net.head.bias.detach().cpu(), src=0)
         self.generator.net.head.bias.data.copy_(bias)
         if self.generator.net_ema is not None:
@@ -250,6 +262,11 @@ class GANModule(pl.LightningModule):
         shown = ", ".join(f"{k} {float(start[k][0]):.3g}" for k in space.learned)
         gap = f"{result.loss_before:.3f} -> {result.loss_after:.3f}"
         log.info("calibrated start: quantile gap %s; %s", gap, shown)
+
+    def _quantile_loss(self, fake: torch.Tensor) -> torch.Tensor:
+        """The renders' (B, 1, H, W) quantile gap to the real patches (see quantile_gap)."""
+        target = self.quantile_target
+        return quantile_gap(band_quantiles(fake).to(target), target, quantile_spread(target))
 
     def _grain_statistics_unset(self) -> bool:
         """Whether the grain level or the real profile the losses need is still to be measured."""
@@ -317,6 +334,10 @@ class GANModule(pl.LightningModule):
                 logs["train/profile_share"] = share = self._profile_share(batch_idx)
                 if share > 0:
                     loss_g = loss_g + share * matching
+            if self.matches_quantiles:
+                logs["train/quantile_gap"] = gap = self._quantile_loss(fake)
+                if self.spec.quantile_matching.weight > 0:
+                    loss_g = loss_g + self.spec.quantile_matching.weight * gap
             opt_g.zero_grad()
             self.manual_backward(loss_g)
             opt_g.step()

@@ -1,5 +1,6 @@
-"""The calibrated start: quantiles of grey levels and band-pass texture, a bias fit that moves the
-renders towards real patches, and a training run that calibrates once (not again on resume)."""
+"""Quantile matching: quantiles of grey levels and band-pass texture, a calibrated start that moves
+the renders towards real patches, a training run that calibrates once (not again on resume), and
+the generator-loss term."""
 
 from __future__ import annotations
 
@@ -13,8 +14,13 @@ from gan_fixtures import small_material, write_patches
 from diffrendergan.config import material_from_dict, renderer_from_dict
 from diffrendergan.data.datasets import RealPatchDataModule
 from diffrendergan.errors import ConfigError
-from diffrendergan.models.calibration import band_quantiles, calibrate_start, quantile_gap
 from diffrendergan.models.generator import Generator
+from diffrendergan.models.quantile_matching import (
+    band_quantiles,
+    calibrate_start,
+    quantile_gap,
+    quantile_spread,
+)
 from diffrendergan.schemas import check_model
 from diffrendergan.training.gan_module import GANModule
 
@@ -24,7 +30,7 @@ def test_quantiles_tell_brightness_and_noise_apart() -> None:
     flat = 0.3 + 0.02 * torch.randn(4, 1, 64, 64, generator=gen)
     q = band_quantiles(flat)
     assert q.shape == (4, 128)
-    scale = (q[:, -1] - q[:, 0]).clamp_min(1e-6)
+    scale = quantile_spread(q)
     assert quantile_gap(q, q, scale) == 0
     brighter = quantile_gap(band_quantiles(flat + 0.1), q, scale)
     noisier = quantile_gap(band_quantiles(0.3 + 0.06 * torch.randn(4, 1, 64, 64, generator=gen)), q, scale)
@@ -44,7 +50,7 @@ def test_the_fit_moves_renders_towards_real_ones() -> None:
         gb = generator.renderer.gbuffer(layouts)
         real = generator.renderer.shade(gb, target.expand(8, -1), torch.Generator().manual_seed(1)).image
     start = generator.net(*generator.encode(layouts)).mean(0)
-    result = calibrate_start(generator, real, steps=30, lr=0.1, batch=4)
+    result = calibrate_start(generator, band_quantiles(real), steps=30, lr=0.1, batch=4)
     assert result.loss_after < 0.6 * result.loss_before
     assert result.unit.shape == (space.dim,)
     assert (result.unit - 0.15).abs().mean() < (start.detach() - 0.15).abs().mean()
@@ -52,10 +58,9 @@ def test_the_fit_moves_renders_towards_real_ones() -> None:
 
 
 def test_the_config_is_checked_once() -> None:
-    with pytest.raises(ConfigError, match=r"model\.start_calibration\.steps"):
-        check_model({"start_calibration": {"steps": -1}})
-    with pytest.raises(ConfigError, match=r"model\.start_calibration\.lr"):
-        check_model({"start_calibration": {"lr": 0}})
+    for name, value in (("start_steps", -1), ("lr", 0), ("batch", 0), ("weight", -1.0)):
+        with pytest.raises(ConfigError, match=rf"model\.quantile_matching\.{name}"):
+            check_model({"quantile_matching": {name: value}})
 
 
 def _fit(module: GANModule, patches: Path, steps: int, ckpt: str | None = None) -> pl.Trainer:
@@ -69,12 +74,13 @@ def _fit(module: GANModule, patches: Path, steps: int, ckpt: str | None = None) 
 def test_a_run_calibrates_once(tmp_path: Path) -> None:
     pl.seed_everything(0, verbose=False)
     patches = write_patches(tmp_path / "patches")
-    model = {"layout_pool": 4, "n_eval": 2, "ema_decay": 0.9, "start_calibration": {"steps": 3, "batch": 2}}
+    quantiles = {"start_steps": 3, "batch": 2}
+    model = {"layout_pool": 4, "n_eval": 2, "ema_decay": 0.9, "quantile_matching": quantiles}
     module = GANModule(small_material(), {}, model)
-    assert not module.start_calibrated
+    assert not module.start_calibrated and module.quantile_target.isnan().all()
     before = module.generator.net.head.bias.detach().clone()
     trainer = _fit(module, patches, 1)
-    assert module.start_calibrated
+    assert module.start_calibrated and module.quantile_target.isfinite().all()
     assert not torch.equal(module.generator.net.head.bias.detach(), before)
     ckpt = tmp_path / "one.ckpt"
     trainer.save_checkpoint(ckpt)
@@ -83,3 +89,19 @@ def test_a_run_calibrates_once(tmp_path: Path) -> None:
     _fit(resumed, patches, 1, str(ckpt))  # restored before on_fit_start: no second calibration
     assert resumed.start_calibrated
     assert torch.equal(resumed.generator.net.head.bias.detach(), fitted)
+
+
+def test_the_loss_term_pulls_the_parameters_towards_the_real_quantiles(tmp_path: Path) -> None:
+    pl.seed_everything(0, verbose=False)
+    patches = write_patches(tmp_path / "patches")
+    model = {"layout_pool": 4, "n_eval": 2, "quantile_matching": {"weight": 1.0}}
+    module = GANModule(small_material(), {}, model)
+    assert bool(module.start_calibrated)  # no start asked: nothing to calibrate
+    _fit(module, patches, 1)
+    generator = module.generator.train()
+    render = generator(generator.layouts([0, 1])).image
+    gap = module._quantile_loss(render)
+    gap.backward()
+    assert gap > 0 and generator.net.head.bias.grad.abs().sum() > 0
+    off = GANModule(small_material(), {}, {"layout_pool": 4, "n_eval": 2})
+    assert not off.matches_quantiles and not hasattr(off, "quantile_target")

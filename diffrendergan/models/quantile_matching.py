@@ -1,17 +1,22 @@
-"""A calibrated start: before the GAN's first step, the parameter network's output bias is fitted
-so that its renders match the real training patches' grey levels and band-pass texture.
+"""Quantile matching: the renders' grey levels and band-pass texture against the real training
+patches', as a calibrated start of the parameter network and as a term of the generator's loss.
 
-Why: from the range midpoints (sigmoid(0) for every parameter) the first critic verdicts are about
-the film, which covers ~85 % of a TiO2 patch and starts far from the real one. Every seed then
-drove the film below the real level (epochs 4-9) and recovered only as fast as the decaying
-learning rates allowed, by a different amount per seed. Starting where simple statistics already
-agree leaves the critics the grains and the finer differences.
+The start: before the GAN's first step the network's output bias is fitted so that its renders
+match the real statistics. From the range midpoints (sigmoid(0) for every parameter) the first
+critic verdicts are about the film, which covers ~85 % of a TiO2 patch and starts far from the
+real one; every seed drove it below the real level (epochs 4-9) and recovered only as fast as
+the decaying learning rates allowed, by a different amount per seed.
 
 The statistics are quantiles of the pixel values and of each band of a Laplacian pyramid (the
 bands the realism metric's SWD compares), so brightness, contrast, noise and the film's blobs all
-count; each is scaled by the real spread of its values so that no band dominates. Only the head's
-bias (one unit-logit per parameter) moves: the network's weights, and so how the parameters vary
-with the layout, stay at their initialisation.
+count; each is scaled by the real spread of its values so that no band dominates. For the start
+only the head's bias (one unit logit per parameter) moves: the network's weights, and so how the
+parameters vary with the layout, stay at their initialisation.
+
+The term: the critics' verdicts move shared parameters (gain, offset, the film's yield) for the
+sake of the grains and drag the film away from the real one on the way (from the calibrated start
+TiO2 seed 2 darkened it again and its realism metric doubled before it recovered); the gap, weighted
+into the generator's loss, holds these statistics while the critics shape the rest.
 """
 
 from __future__ import annotations
@@ -24,6 +29,9 @@ from diffrendergan.metrics.realism import laplacian_pyramid
 from diffrendergan.models.generator import Generator
 
 CALIBRATION_SEED_BASE = 2_000_000_011  # calibration layouts never collide with training or evaluation
+BANDS = 3  # Laplacian band-pass levels: 1, 2 and 4 px scales (noise, edges, the film's blobs)
+BAND_STATISTICS = BANDS + 1  # and the grey levels
+QUANTILES = 128
 
 
 @dataclass(frozen=True)
@@ -35,12 +43,13 @@ class CalibrationResult:
     unit: torch.Tensor
 
 
-def band_quantiles(images: torch.Tensor, bands: int = 3, n_quantiles: int = 128) -> torch.Tensor:
-    """Quantiles of the pixel values and of ``bands`` Laplacian band-pass levels (finest first).
+def band_quantiles(images: torch.Tensor) -> torch.Tensor:
+    """Quantiles of the pixel values and of ``BANDS`` Laplacian band-pass levels (finest first).
 
-    images: (N, 1, H, W) -> (bands + 1, n_quantiles); differentiable (through sorting).
+    images: (N, 1, H, W) -> (BAND_STATISTICS, QUANTILES); differentiable (through sorting).
     """
-    levels = laplacian_pyramid(images, bands + 1)[:bands]
+    levels = laplacian_pyramid(images, BANDS + 1)[:BANDS]
+    n_quantiles = QUANTILES
     rows = [images.flatten()] + [lvl.flatten() for lvl in levels]
     out = []
     for values in rows:
@@ -50,28 +59,34 @@ def band_quantiles(images: torch.Tensor, bands: int = 3, n_quantiles: int = 128)
     return torch.stack(out)
 
 
+def quantile_spread(real: torch.Tensor) -> torch.Tensor:
+    """(S,) spread of each statistic of real quantiles (S, Q): its gap's unit."""
+    return (real[:, -1] - real[:, 0]).clamp_min(1e-6)
+
+
 def quantile_gap(fake: torch.Tensor, real: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """Mean absolute quantile difference per statistic (rows), each divided by its real spread
-    ``scale`` (S,), summed over statistics: a scalar."""
+    """Mean absolute quantile difference per statistic (rows of (S, Q)), each divided by its real
+    spread ``scale`` (S,), summed over statistics: a scalar."""
     return ((fake - real).abs().mean(1) / scale).sum()
 
 
 def calibrate_start(
     generator: Generator,
-    real: torch.Tensor,
+    real_q: torch.Tensor,
     steps: int,
     lr: float,
     batch: int,
     seed: int = 0,
 ) -> CalibrationResult:
-    """Fit ``generator.net``'s head bias so that renders match ``real`` (N, 1, H, W) patches.
+    """Fit ``generator.net``'s head bias so that renders match real quantiles ``real_q`` (S, Q)
+    (:func:`band_quantiles` of the real patches).
 
     Renders of a fixed pool of ``4 * batch`` layouts (``batch`` per step, with noise) are compared
-    with quantiles of all real patches; Adam on the bias for ``steps`` steps. The generator's EMA,
-    if any, starts from the fitted network too.
+    with them; Adam on the bias for ``steps`` steps. The generator's EMA, if any, starts from the
+    fitted network too.
     """
-    real_q = band_quantiles(real.float())
-    scale = (real_q[:, -1] - real_q[:, 0]).clamp_min(1e-6)  # each statistic's real spread
+    real_q = real_q.cpu()
+    scale = quantile_spread(real_q)
     net = generator.net
     bias = net.head.bias
     was_training = net.training
