@@ -256,6 +256,10 @@ class ExportSchema:
     n_images: int = 32
     batch_size: int = 8
     widen: float = 0.0
+    checkpoint: str = "best"
+
+
+EXPORT_CHECKPOINTS = ("best", "last")
 
 
 @dataclass
@@ -603,6 +607,8 @@ def check_run(cfg: DictConfig) -> None:
     at_least("export.n_images", e.n_images, 1)
     at_least("export.batch_size", e.batch_size, 1)
     fraction("export.widen", e.widen)
+    if e.checkpoint not in EXPORT_CHECKPOINTS:
+        raise ConfigError("export.checkpoint", f"expected one of {EXPORT_CHECKPOINTS}, got {e.checkpoint!r}")
     if cfg.data.real_dir not in (None, ""):
         check_real_dir(cfg.data.real_dir)
     check_labeled_dir(cfg.data.labeled_dir)

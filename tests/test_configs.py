@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -15,7 +16,7 @@ from diffrendergan.config import material_from_dict, renderer_from_dict
 from diffrendergan.errors import ConfigError
 from diffrendergan.schemas import check_run
 from diffrendergan.segmentation.recipe import segmenter_from_dict
-from diffrendergan.tasks.train import gan_module_from_cfg
+from diffrendergan.tasks.train import _checkpoint_path, gan_module_from_cfg
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -128,6 +129,18 @@ def test_export_widen_is_a_fraction_and_the_real_profile_widens() -> None:
     assert _compose("run", RUN_BASE).export.widen == 0.0
     with pytest.raises(ConfigError, match=r"export\.widen"):
         check_run(_compose("run", [*RUN_BASE, "export.widen=1.5"]))
+
+
+def test_the_exported_checkpoint_is_best_or_last(tmp_path: Path) -> None:
+    assert _compose("run", RUN_BASE).export.checkpoint == "best"
+    with pytest.raises(ConfigError, match=r"export\.checkpoint"):
+        check_run(_compose("run", [*RUN_BASE, "export.checkpoint=first"]))
+    keeper = SimpleNamespace(best_model_path=str(tmp_path / "epoch003.ckpt"))
+    trainer = SimpleNamespace(checkpoint_callback=keeper)
+    assert _checkpoint_path(trainer, tmp_path) == keeper.best_model_path  # type: ignore[arg-type]
+    last = str(tmp_path / "checkpoints" / "last.ckpt")
+    assert _checkpoint_path(trainer, tmp_path, "last") == last  # type: ignore[arg-type]
+    assert _checkpoint_path(SimpleNamespace(checkpoint_callback=None), tmp_path) == last  # type: ignore[arg-type]
 
 
 def test_particle_weight_must_not_be_negative() -> None:

@@ -152,14 +152,15 @@ def train_gan(cfg: DictConfig, material: MaterialConfig, out_dir: Path) -> dict:
     realism_start = fit(trainer, module, dm, out_dir, bool(cfg.resume))
     if not trainer.is_global_zero:
         return {}
-    best_module = best_generator_module(trainer, module, out_dir)
+    which = str(cfg.export.checkpoint)
+    best_module = exported_module(trainer, module, out_dir, which)
     summary: dict[str, Any] = {
         "material": material.name,
         "steps": int(module.batches_seen),
         "epochs": int(trainer.current_epoch),
         "realism": realism_summary(realism_start, module.last_realism, trainer.checkpoint_callback),
         "parameters": _param_stats(best_module),
-        "checkpoint": _checkpoint_path(trainer, out_dir),
+        "checkpoint": _checkpoint_path(trainer, out_dir, which),
         "output_dir": str(out_dir),
         "real_patches": str(real.patch_dir),
         "n_real_patches": {"train": len(dm.train_set), "val": len(dm.val_set)},  # type: ignore[arg-type]
@@ -216,18 +217,20 @@ def fit(trainer: pl.Trainer, module: GANModule, dm: RealPatchDataModule, out_dir
     return realism_start
 
 
-def _checkpoint_path(trainer: pl.Trainer, out_dir: Path) -> str:
-    """The best-realism checkpoint (``last.ckpt`` when none was kept)."""
+def _checkpoint_path(trainer: pl.Trainer, out_dir: Path, which: str = "best") -> str:
+    """The best-realism checkpoint (``last.ckpt`` when none was kept, or when ``which`` is
+    ``last``)."""
     checkpoint = trainer.checkpoint_callback  # the first ModelCheckpoint (None when dropped)
-    best = checkpoint.best_model_path if checkpoint is not None else ""
+    best = checkpoint.best_model_path if checkpoint is not None and which == "best" else ""
     return best or str(out_dir / "checkpoints" / "last.ckpt")
 
 
-def best_generator_module(trainer: pl.Trainer, module: GANModule, out_dir: Path) -> GANModule:
-    """The module of the best-realism checkpoint, in eval mode, with the size law (if learned)
-    of the end of training: appearance comes from the best checkpoint, but the realism metric is
-    too noisy to pick a topography estimate, so the law is the Polyak average at the end."""
-    best = Path(_checkpoint_path(trainer, out_dir))
+def exported_module(trainer: pl.Trainer, module: GANModule, out_dir: Path, which: str = "best") -> GANModule:
+    """The module of the exported checkpoint (``export.checkpoint``: the best-realism one, or the
+    last), in eval mode, with the size law (if learned) of the end of training: appearance comes
+    from that checkpoint, but the realism metric is too noisy to pick a topography estimate, so
+    the law is the Polyak average at the end."""
+    best = Path(_checkpoint_path(trainer, out_dir, which))
     best_module = load_gan_module(best) if best.exists() else module
     best_module.eval()
     if module.topography is not None and best_module is not module:
