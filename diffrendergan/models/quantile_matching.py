@@ -36,7 +36,7 @@ QUANTILES = 128
 
 @dataclass(frozen=True)
 class CalibrationResult:
-    """Loss of the start before and after fitting, and the mean unit parameters (K,) then predicted."""
+    """The quantile gap before and after the fit, and the mean unit parameters (K,) it predicts."""
 
     loss_before: float
     loss_after: float
@@ -49,13 +49,14 @@ def band_quantiles(images: torch.Tensor) -> torch.Tensor:
     images: (N, 1, H, W) -> (BAND_STATISTICS, QUANTILES); differentiable (through sorting).
     """
     levels = laplacian_pyramid(images, BANDS + 1)[:BANDS]
-    n_quantiles = QUANTILES
     rows = [images.flatten()] + [lvl.flatten() for lvl in levels]
+    # Sorted values at the quantiles' ranks, not torch.quantile: that refuses more than 2**24
+    # values (~256 patches of 256 px), and the real set is measured at once.
+    probs = (torch.arange(QUANTILES, device=images.device) + 0.5) / QUANTILES
     out = []
     for values in rows:
-        ordered = values.sort().values
-        pos = ((torch.arange(n_quantiles, device=values.device) + 0.5) / n_quantiles * len(ordered)).long()
-        out.append(ordered[pos.clamp(max=len(ordered) - 1)])
+        ranks = (probs * len(values)).long().clamp(max=len(values) - 1)
+        out.append(values.sort().values[ranks])
     return torch.stack(out)
 
 
