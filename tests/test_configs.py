@@ -122,6 +122,8 @@ def test_the_real_profile_is_what_the_readme_measured() -> None:
     assert real.trainer.max_epochs == 20  # the faster critics' runs settle by then (README)
     assert real.model.loss.name == "lsgan"  # hinge: same segmenters, renders further from real (README)
     assert real.model.loss._target_ == "diffrendergan.models.gan_losses.get_losses"
+    assert real.model.quantile_matching.start_steps > 0 and real.model.quantile_matching.weight == 4.0
+    assert real.export.checkpoint == "last"  # a calibrated run's best SWD can be its first epoch's
 
 
 def test_export_widen_is_a_fraction_and_the_real_profile_widens() -> None:
