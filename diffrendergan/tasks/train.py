@@ -153,13 +153,13 @@ def train_gan(cfg: DictConfig, material: MaterialConfig, out_dir: Path) -> dict:
     if not trainer.is_global_zero:
         return {}
     which = str(cfg.export.checkpoint)
-    best_module = exported_module(trainer, module, out_dir, which)
+    exported = exported_module(trainer, module, out_dir, which)
     summary: dict[str, Any] = {
         "material": material.name,
         "steps": int(module.batches_seen),
         "epochs": int(trainer.current_epoch),
         "realism": realism_summary(realism_start, module.last_realism, trainer.checkpoint_callback),
-        "parameters": _param_stats(best_module),
+        "parameters": _param_stats(exported),
         "checkpoint": _checkpoint_path(trainer, out_dir, which),
         "output_dir": str(out_dir),
         "real_patches": str(real.patch_dir),
@@ -171,9 +171,9 @@ def train_gan(cfg: DictConfig, material: MaterialConfig, out_dir: Path) -> dict:
             "params": real.demo_truth["params"],
             "size_moments_nm": size_law_moments(material.size),
         }
-    if best_module.topography is not None:
-        summary["topography"] = topography_report(best_module, material, real, cfg)
-    summary.update(export_and_evaluate(cfg, best_module, real, out_dir))
+    if exported.topography is not None:
+        summary["topography"] = topography_report(exported, material, real, cfg)
+    summary.update(export_and_evaluate(cfg, exported, real, out_dir))
     summary["wall_time_s"] = round(time.time() - t0, 1)
     atomic_write_json(out_dir / "summary.json", summary)
     return summary

@@ -320,6 +320,8 @@ class GANModule(pl.LightningModule):
         fake = self.generator.render(scenes).image
         if self._grain_statistics_unset():
             self._real_grain_statistics(real)
+        if self._quantiles_unset():  # no data module of files: from the first real batch
+            self.quantile_target.copy_(band_quantiles(real.float()).to(self.quantile_target))
         grains = self.grain_discriminator is not None
         real_w, fake_w = (self._grain_windows(real), self._grain_windows(fake)) if grains else (None, None)
 
@@ -335,7 +337,8 @@ class GANModule(pl.LightningModule):
                 if share > 0:
                     loss_g = loss_g + share * matching
             if self.matches_quantiles:
-                logs["train/quantile_gap"] = gap = self._quantile_loss(fake)
+                gap = self._quantile_loss(fake)
+                logs["train/quantile_gap"] = gap.detach()
                 if self.spec.quantile_matching.weight > 0:
                     loss_g = loss_g + self.spec.quantile_matching.weight * gap
             opt_g.zero_grad()

@@ -10,6 +10,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from gan_fixtures import small_material, write_patches
+from torch.utils.data import DataLoader
 
 from diffrendergan.config import material_from_dict, renderer_from_dict
 from diffrendergan.data.datasets import RealPatchDataModule
@@ -105,3 +106,17 @@ def test_the_loss_term_pulls_the_parameters_towards_the_real_quantiles(tmp_path:
     assert gap > 0 and generator.net.head.bias.grad.abs().sum() > 0
     off = GANModule(small_material(), {}, {"layout_pool": 4, "n_eval": 2})
     assert not off.matches_quantiles and not hasattr(off, "quantile_target")
+
+
+def test_a_loader_of_patches_alone_measures_the_first_batch() -> None:
+    pl.seed_everything(0, verbose=False)
+    real = torch.rand(4, 1, 64, 64)
+    quantiles = {"start_steps": 3, "weight": 1.0}
+    module = GANModule(small_material(), {}, {"layout_pool": 4, "n_eval": 2, "quantile_matching": quantiles})
+    quiet = {"logger": False, "enable_checkpointing": False, "enable_progress_bar": False}
+    pl.Trainer(max_steps=1, accelerator="cpu", limit_val_batches=0, **quiet).fit(
+        module, DataLoader(real, batch_size=2)
+    )
+    assert module.quantile_target.isfinite().all()  # no files to calibrate the start from
+    assert not module.start_calibrated
+    assert torch.isfinite(module.generator.net.head.bias).all()
