@@ -160,6 +160,10 @@ def test_ddp_two_cpu_processes(tmp_path: Path, cache_dir: Path) -> None:
             f"hydra.run.dir={out}",
             f"paths.cache_dir={cache_dir}",
             "export.enabled=false",
+            # the calibrated start (fitted on every rank, rank 0's kept) and the loss term
+            "model.quantile_matching.start_steps=2",
+            "model.quantile_matching.batch=2",
+            "model.quantile_matching.weight=1.0",
         ]
     )
     assert res.returncode == 0, res.stderr[-3000:]
