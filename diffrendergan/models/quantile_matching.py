@@ -83,8 +83,8 @@ def calibrate_start(
     (:func:`band_quantiles` of the real patches).
 
     Renders of a fixed pool of ``4 * batch`` layouts (``batch`` per step, with noise) are compared
-    with them; Adam on the bias for ``steps`` steps. The generator's EMA, if any, starts from the
-    fitted network too.
+    with them; Adam on the bias for ``steps`` steps. The generator's EMA, if any, is the caller's
+    to align (the GAN module does, after sharing rank 0's fit).
     """
     real_q = real_q.cpu()
     scale = quantile_spread(real_q)
@@ -121,6 +121,4 @@ def calibrate_start(
         for p, flag in zip(others, frozen):
             p.requires_grad_(flag)
         net.train(was_training)
-    if generator.net_ema is not None:
-        generator.net_ema.module.head.bias.data.copy_(bias.detach())
     return CalibrationResult(before, after, unit)

@@ -230,12 +230,12 @@ def exported_module(trainer: pl.Trainer, module: GANModule, out_dir: Path, which
     last), in eval mode, with the size law (if learned) of the end of training: appearance comes
     from that checkpoint, but the realism metric is too noisy to pick a topography estimate, so
     the law is the Polyak average at the end."""
-    best = Path(_checkpoint_path(trainer, out_dir, which))
-    best_module = load_gan_module(best) if best.exists() else module
-    best_module.eval()
-    if module.topography is not None and best_module is not module:
-        best_module.topography.load_state_dict(module.topography.state_dict())
-    return best_module
+    path = Path(_checkpoint_path(trainer, out_dir, which))
+    chosen = load_gan_module(path) if path.exists() else module
+    chosen.eval()
+    if module.topography is not None and chosen is not module:
+        chosen.topography.load_state_dict(module.topography.state_dict())
+    return chosen
 
 
 def realism_summary(start: dict, end: dict, checkpoint: Any) -> dict[str, Any]:

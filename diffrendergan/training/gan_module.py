@@ -248,7 +248,7 @@ class GANModule(pl.LightningModule):
 
     def _calibrate_start(self) -> None:
         """Fit the parameter network's output bias to the real quantiles (see calibrate_start);
-        rank 0's fit is every rank's."""
+        rank 0's fit is every rank's, in the network and in its EMA."""
         spec = self.spec.quantile_matching
         target, seed = self.quantile_target.cpu(), self.hparams.seed
         result = calibrate_start(self.generator, target, spec.start_steps, spec.lr, spec.batch, seed)
