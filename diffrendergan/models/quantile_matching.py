@@ -21,12 +21,14 @@ into the generator's loss, holds these statistics while the critics shape the re
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
 from diffrendergan.metrics.realism import laplacian_pyramid
 from diffrendergan.models.generator import Generator
+from diffrendergan.scene.layout import Layout
 
 CALIBRATION_SEED_BASE = 2_000_000_011  # calibration layouts never collide with training or evaluation
 BANDS = 3  # Laplacian band-pass levels: 1, 2 and 4 px scales (noise, edges, the film's blobs)
@@ -78,13 +80,16 @@ def calibrate_start(
     lr: float,
     batch: int,
     seed: int = 0,
+    draw: Callable[[list[int]], list[Layout]] | None = None,
 ) -> CalibrationResult:
     """Fit ``generator.net``'s head bias so that renders match real quantiles ``real_q`` (S, Q)
     (:func:`band_quantiles` of the real patches).
 
     Renders of a fixed pool of ``4 * batch`` layouts (``batch`` per step, with noise) are compared
-    with them; Adam on the bias for ``steps`` steps. The generator's EMA, if any, is the caller's
-    to align (the GAN module does, after sharing rank 0's fit).
+    with them; Adam on the bias for ``steps`` steps. ``draw`` gives the layouts of seeds from the
+    law training starts with (a learnable law's start, not the material's; default the
+    generator's). The generator's EMA, if any, is the caller's to align (the GAN module does,
+    after sharing rank 0's fit).
     """
     real_q = real_q.cpu()
     scale = quantile_spread(real_q)
@@ -96,7 +101,7 @@ def calibrate_start(
     frozen = [p.requires_grad for p in others]
     for p in others:
         p.requires_grad_(False)
-    pool = generator.layouts([CALIBRATION_SEED_BASE + seed * 10_007 + i for i in range(4 * batch)])
+    pool = (draw or generator.layouts)([CALIBRATION_SEED_BASE + seed * 10_007 + i for i in range(4 * batch)])
     noise = torch.Generator(device="cpu").manual_seed(seed)
     opt = torch.optim.Adam([bias], lr=lr, betas=(0.9, 0.999))
 

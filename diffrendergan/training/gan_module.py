@@ -251,7 +251,8 @@ class GANModule(pl.LightningModule):
         rank 0's fit is every rank's, in the network and in its EMA."""
         spec = self.spec.quantile_matching
         target, seed = self.quantile_target.cpu(), self.hparams.seed
-        result = calibrate_start(self.generator, target, spec.start_steps, spec.lr, spec.batch, seed)
+        draw = self.layout_sampler.layouts  # the law training starts from
+        result = calibrate_start(self.generator, target, spec.start_steps, spec.lr, spec.batch, seed, draw)
         bias = self.trainer.strategy.broadcast(self.generator.net.head.bias.detach().cpu(), src=0)
         self.generator.net.head.bias.data.copy_(bias)
         if self.generator.net_ema is not None:

@@ -14,6 +14,7 @@ from diffrendergan.config import RendererConfig, material_from_dict
 from diffrendergan.data.scenes import SceneBatch
 from diffrendergan.errors import ConfigError
 from diffrendergan.models.generator import Generator
+from diffrendergan.models.quantile_matching import CALIBRATION_SEED_BASE, band_quantiles
 from diffrendergan.models.topography import Topography, law_summary
 from diffrendergan.scene.layout import field_material
 from diffrendergan.training.gan_module import GANModule
@@ -201,3 +202,23 @@ def test_averaging_tail_starts_at_the_configured_fraction_of_law_epochs() -> Non
 def test_averaging_fraction_is_validated() -> None:
     with pytest.raises(ConfigError, match=r"model\.topography\.average_from"):
         GANModule(_raw(), model=_model(average_from=1.5))
+
+
+def test_the_calibrated_start_renders_the_law_training_starts_from(monkeypatch) -> None:
+    pl.seed_everything(0, verbose=False)
+    model = _model(init={"median_nm": 30.0}, warmup_epochs=1)
+    model["quantile_matching"] = {"start_steps": 2, "batch": 2}
+    module = GANModule(_raw(), {"faces_per_pixel": 8}, model)
+    drawn: list[int] = []
+    learned_law = module.topography.layouts
+
+    def spy(seeds: list[int]):
+        drawn.extend(seeds)
+        return learned_law(seeds)
+
+    monkeypatch.setattr(module.topography, "layouts", spy)
+    module.quantile_target.copy_(band_quantiles(torch.rand(2, 1, 64, 64)))
+    module.trainer = pl.Trainer(logger=False, enable_progress_bar=False)  # its strategy broadcasts
+    module._calibrate_start()
+    assert module.start_calibrated
+    assert any(s >= CALIBRATION_SEED_BASE for s in drawn)  # the topography's start, not the material's law
