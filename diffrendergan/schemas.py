@@ -137,6 +137,10 @@ class TopographySchema:
     centre_noise: bool = True
     average_from: float = 0.5
     report_images: int = 32
+    signal: str = "adversarial"
+
+
+TOPOGRAPHY_SIGNALS = ("adversarial", "quantiles")
 
 
 @dataclass
@@ -501,6 +505,14 @@ def check_model(node: Any, key: str = "model") -> ModelSchema:
     at_least(f"{key}.quantile_matching.batch", q.batch, 1)
     positive(f"{key}.quantile_matching.lr", q.lr)
     at_least(f"{key}.quantile_matching.weight", q.weight, 0.0)
+    if t.signal not in TOPOGRAPHY_SIGNALS:
+        expected = f"expected one of {TOPOGRAPHY_SIGNALS}, got {t.signal!r}"
+        raise ConfigError(f"{key}.topography.signal", expected)
+    if t.enabled and t.signal == "quantiles" and q.weight == 0:
+        raise ConfigError(
+            f"{key}.topography.signal",
+            "'quantiles' learns the law from the quantile gap: set model.quantile_matching.weight > 0",
+        )
     if d.norm not in D_NORMS:
         raise ConfigError(f"{key}.discriminator.norm", f"expected one of {D_NORMS}, got {d.norm!r}")
     if m.lr_decay not in LR_DECAYS:

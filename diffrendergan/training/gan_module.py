@@ -264,6 +264,22 @@ class GANModule(pl.LightningModule):
         gap = f"{result.loss_before:.3f} -> {result.loss_after:.3f}"
         log.info("calibrated start: quantile gap %s; %s", gap, shown)
 
+    def _renders(self, scenes: Scenes) -> tuple[torch.Tensor, torch.Tensor]:
+        """(what the critics judge, what the quantile gap measures), both (B, 1, H, W).
+
+        One render, unless a learning law takes its gradient from the quantile gap alone
+        (``topography.signal: quantiles``): then the critics judge a render of the same layouts
+        whose geometry carries no gradient, and a second, differentiable render is measured. A
+        local critic that still tells the grains from real ones is answered more cheaply by fewer
+        grain pixels than by better grains, so its verdicts shrink the law (on real TiO2 every
+        adversarially learned law fell below the masks' sizes; README, "Learning the particle
+        size law"); the quantiles, of all pixels, have no such preference."""
+        if not (scenes.differentiable and self.spec.topography.signal == "quantiles"):
+            fake = self.generator.render(scenes).image
+            return fake, fake
+        judged = self.generator.render(Scenes(scenes.layouts)).image
+        return judged, self.generator.render(scenes).image
+
     def _quantile_loss(self, fake: torch.Tensor) -> torch.Tensor:
         """The renders' (B, 1, H, W) quantile gap to the real patches (see quantile_gap)."""
         target = self.quantile_target
@@ -318,7 +334,7 @@ class GANModule(pl.LightningModule):
         real, batch_scenes = self._scenes(batch)
         learn = self._learning_law()
         scenes = self.layout_sampler.sample(batch_scenes, learn)
-        fake = self.generator.render(scenes).image
+        fake, measured = self._renders(scenes)
         if self._grain_statistics_unset():
             self._real_grain_statistics(real)
         if self._quantiles_unset():  # no data module of files: from the first real batch
@@ -338,7 +354,7 @@ class GANModule(pl.LightningModule):
                 if share > 0:
                     loss_g = loss_g + share * matching
             if self.matches_quantiles:
-                gap = self._quantile_loss(fake)
+                gap = self._quantile_loss(measured)
                 logs["train/quantile_gap"] = gap.detach()
                 if self.spec.quantile_matching.weight > 0:
                     loss_g = loss_g + self.spec.quantile_matching.weight * gap

@@ -204,6 +204,51 @@ def test_averaging_fraction_is_validated() -> None:
         GANModule(_raw(), model=_model(average_from=1.5))
 
 
+def _quantile_law_module(signal: str = "quantiles") -> GANModule:
+    model = _model(lr=0.05, signal=signal)
+    model["quantile_matching"] = {"weight": 1.0}
+    return GANModule(_raw(), {"faces_per_pixel": 8}, model)
+
+
+def _law_gradient(module: GANModule, image: torch.Tensor) -> torch.Tensor | None:
+    (grad,) = torch.autograd.grad(image.mean(), [module.topography.loc], retain_graph=True, allow_unused=True)
+    return grad
+
+
+def test_a_law_learning_from_quantiles_takes_no_gradient_from_the_critics() -> None:
+    torch.manual_seed(0)
+    module = _quantile_law_module()
+    noise = torch.Generator().manual_seed(0)
+    scenes = module.topography.sample(SceneBatch([1, 2]), learn=True, generator=noise)
+    judged, measured = module._renders(scenes)
+    assert judged.shape == measured.shape == (2, 1, 64, 64)
+    assert judged.requires_grad  # the critics still shape the appearance
+    assert _law_gradient(module, judged) is None
+    grad = _law_gradient(module, measured)
+    assert grad is not None and float(grad.abs()) > 0
+    adversarial = _quantile_law_module("adversarial")
+    judged, measured = adversarial._renders(adversarial.topography.sample(SceneBatch([1, 2]), learn=True))
+    assert judged is measured and _law_gradient(adversarial, judged) is not None
+
+
+def test_a_law_learning_from_quantiles_trains() -> None:
+    pl.seed_everything(0, verbose=False)
+    module = _quantile_law_module()
+    start = module.topography.summary(averaged=False)["median_nm"]
+    data = torch.utils.data.DataLoader(torch.rand(4, 1, 64, 64), batch_size=2)
+    quiet = {"logger": False, "enable_checkpointing": False, "enable_progress_bar": False}
+    pl.Trainer(max_epochs=1, **quiet).fit(module, data)
+    assert module.quantile_target.isfinite().all()
+    assert module.topography.summary(averaged=False)["median_nm"] != pytest.approx(start)
+
+
+def test_the_law_signal_is_checked_once() -> None:
+    with pytest.raises(ConfigError, match=r"model\.topography\.signal: expected one of"):
+        GANModule(_raw(), {}, _model(signal="critics"))
+    with pytest.raises(ConfigError, match=r"model\.topography\.signal: .*quantile_matching\.weight > 0"):
+        GANModule(_raw(), {}, _model(signal="quantiles"))
+
+
 def test_the_calibrated_start_renders_the_law_training_starts_from(monkeypatch) -> None:
     pl.seed_everything(0, verbose=False)
     model = _model(init={"median_nm": 30.0}, warmup_epochs=1)
