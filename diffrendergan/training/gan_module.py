@@ -79,7 +79,7 @@ class GANModule(pl.LightningModule):
             law: ``warmup_epochs`` of appearance-only training first, so its first gradients
             come from a discriminator that already compares plausible images; ``average_from``,
             the fraction of the law-learning epochs after which every step enters the reported
-            Polyak-Ruppert average).
+            Polyak-Ruppert average; ``signal``, what the law's gradient comes from).
         seed: base of all layout seeds.
         parts: the built networks, losses and optimizer factories; None = built from ``model``
             (:func:`~diffrendergan.training.parts.build_parts`), which is how checkpoints load.
@@ -273,7 +273,8 @@ class GANModule(pl.LightningModule):
         local critic that still tells the grains from real ones is answered more cheaply by fewer
         grain pixels than by better grains, so its verdicts shrink the law (on real TiO2 every
         adversarially learned law fell below the masks' sizes; README, "Learning the particle
-        size law"); the quantiles, of all pixels, have no such preference."""
+        size law"); the quantiles, of all pixels, have no such preference, though they let grain
+        brightness stand in for size (README, "Learning the size law from quantiles")."""
         if not (scenes.differentiable and self.spec.topography.signal == "quantiles"):
             fake = self.generator.render(scenes).image
             return fake, fake
