@@ -90,6 +90,7 @@ def test_topography_run_reports_learned_law_and_exports_from_it(tmp_path: Path, 
     projected = topo["projected_diameter_nm"]
     assert set(projected) == {"learned", "truth", "labeled"}
     assert all(projected[k]["n"] > 0 and projected[k]["median_nm"] > 0 for k in projected)
+    assert topo["measured_field_px"] >= 256  # the laws are measured in fields of the labeled images' size
     assert (out / "topography" / "epoch_001.png").exists()
     # The exported dataset follows the learned law: its layouts' sizes centre on the learned median.
     records = [json.loads(line) for line in (out / "synthetic" / "metadata.jsonl").read_text().splitlines()]

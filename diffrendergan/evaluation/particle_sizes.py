@@ -5,10 +5,16 @@ image border are cut, so they are left out) — on annotated masks, and on exact
 rendered from a size law. Measuring the learned law through the same projection (occlusion by
 neighbours, shapes that are not discs) makes it directly comparable with the hand-made masks; the
 law's own moments (volume-equivalent diameters) are not.
+
+Whole particles depend on the field: a border cuts large particles more often than small ones, so
+a 256 px tile keeps a smaller median than a whole micrograph (the Rühle TiO2 masks: 176.9 nm in
+their 256 px tiles, 184.5 nm in the whole 1024 x 712 px images). A law is therefore measured in
+fields of the masks' size when it is compared with them (``field_px``).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +27,7 @@ from diffrendergan.data.labeled import find_labeled_pairs, load_labeled
 from diffrendergan.metrics.segmentation import equivalent_diameters
 from diffrendergan.rendering.masks import BOUNDARY
 from diffrendergan.rendering.renderer import MicroscopyRenderer
-from diffrendergan.scene.layout import sample_layout
+from diffrendergan.scene.layout import sample_layout, scaled_to_size
 
 SIZE_SEED_BASE = 2_000_000_011  # layouts measured here never coincide with training/eval seeds
 
@@ -57,14 +63,16 @@ def size_stats(diameters_nm: np.ndarray) -> dict[str, float | int | None]:
 
 def labeled_diameters(
     folder: str | Path, pixel_size_nm: float, crop_bottom_px: int | None = None
-) -> np.ndarray:
-    """Whole-particle diameters (nm) in an annotated folder (images/ + masks/; data bar removed,
-    the bar's edge counts as image border)."""
-    out = []
+) -> tuple[np.ndarray, int]:
+    """(whole-particle diameters (nm), the largest image side (px)) of an annotated folder
+    (images/ + masks/; data bar removed, the bar's edge counts as image border). The side is the
+    field a law is measured in to be compared with these masks (see the module docstring)."""
+    out, side = [], 0
     for pair in find_labeled_pairs(folder):
         _, instance, _ = load_labeled(pair, crop_bottom_px)
         out.append(equivalent_diameters(whole_particles(instance), pixel_size_nm))
-    return np.concatenate(out) if out else np.zeros(0)
+        side = max(side, *instance.shape)
+    return (np.concatenate(out) if out else np.zeros(0)), side
 
 
 @torch.no_grad()
@@ -82,10 +90,20 @@ def law_instances(
 
 
 def law_diameters(
-    material: MaterialConfig, n_images: int = 32, seed: int = 0, renderer: RendererConfig | None = None
+    material: MaterialConfig,
+    n_images: int = 32,
+    seed: int = 0,
+    renderer: RendererConfig | None = None,
+    field_px: int | None = None,
 ) -> np.ndarray:
-    """Whole-particle diameters (nm) in ``n_images`` exact instance maps of layouts drawn from the
-    material's size/count/placement laws, annotated like hand-made masks (boundary rims excluded)."""
+    """Whole-particle diameters (nm) in exact instance maps of layouts drawn from the material's
+    size/count/placement laws, annotated like hand-made masks (boundary rims excluded).
+
+    ``n_images`` images of the material's size, or, with ``field_px``, square fields of that side
+    covering at least the same area (the same specimen: counts scale with the area)."""
+    if field_px is not None and field_px != material.image_size:
+        n_images = max(1, math.ceil(n_images * (material.image_size / field_px) ** 2))
+        material = scaled_to_size(material, field_px)
     out = []
     for inst in law_instances(material, n_images, seed, renderer):
         # Hand-made masks separate touching particles by background lines: measure the same parts.

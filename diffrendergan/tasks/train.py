@@ -253,20 +253,24 @@ def realism_summary(start: dict, end: dict, checkpoint: Any) -> dict[str, Any]:
 
 def topography_report(module: GANModule, material: MaterialConfig, real: RealData, cfg: DictConfig) -> dict:
     """Learned size law next to the truth (demo) and, measured the same way, next to the labeled
-    masks: projected equal-area diameters of whole particles (see evaluation.particle_sizes)."""
+    masks: projected equal-area diameters of whole particles, the laws rendered in fields of the
+    masks' image size (a smaller field's border cuts large particles more often; see
+    evaluation.particle_sizes)."""
     topo = module.topography
     assert topo is not None
-    n = int(cfg.model.topography.report_images)
+    n, seed = int(cfg.model.topography.report_images), int(cfg.seed)
     report: dict[str, Any] = {"units": "nm", "learned": topo.summary()}
-    projected = {"learned": size_stats(law_diameters(topo.learned_material(), n, int(cfg.seed)))}
+    projected, field = {}, None
+    if real.labeled_dir is not None:  # the laws are measured in fields of the masks' size
+        pixel = float(cfg.data.pixel_size_nm or material.pixel_size_nm)
+        labeled, field = labeled_diameters(real.labeled_dir, pixel, cfg.data.crop_bottom_px)
+        projected["labeled"] = size_stats(labeled)
+    projected["learned"] = size_stats(law_diameters(topo.learned_material(), n, seed, field_px=field))
     if real.demo_truth is not None:  # the demo's hidden law is the configured one
         report["truth"] = law_summary(material.size, material.count)
-        projected["truth"] = size_stats(law_diameters(material, n, int(cfg.seed)))
-    if real.labeled_dir is not None:
-        pixel = float(cfg.data.pixel_size_nm or material.pixel_size_nm)
-        labeled = labeled_diameters(real.labeled_dir, pixel, cfg.data.crop_bottom_px)
-        projected["labeled"] = size_stats(labeled)
+        projected["truth"] = size_stats(law_diameters(material, n, seed, field_px=field))
     report["projected_diameter_nm"] = projected
+    report["measured_field_px"] = field or material.image_size
     return report
 
 
