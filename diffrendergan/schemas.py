@@ -354,6 +354,7 @@ class AnalyzeSchema:
     decoding: dict[str, Any] = field(default_factory=dict)
     n_boot: int = 2000
     seed: int = 0
+    law_images: int = 256
     out_dir: str | None = None
 
 
@@ -671,6 +672,7 @@ def check_analyze(cfg: DictConfig) -> AnalyzeSchema:
     a = typed(AnalyzeSchema, cfg, "", subset=True)
     _check_sizes(a)
     at_least("n_boot", a.n_boot, 0)
+    at_least("law_images", a.law_images, 1)
     unknown = sorted(set(a.decoding) - set(DECODE_KEYS))
     if unknown:
         raise ConfigError(

@@ -3,6 +3,7 @@
 python -m experiments.analyze segmenter=outputs/run/<date> input_dir=<micrographs> out_dir=<report>
 python -m experiments.analyze segmenter=seg/segmenter.ckpt input_dir=tiffs pixel_size_nm=7.34
 python -m experiments.analyze segmenter=seg/segmenter.ckpt labels_dir=<images/ + masks/>
+python -m experiments.analyze segmenter=... input_dir=... +material=tio2   # + the size law to render them
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from experiments._common import (
     check_command_line,
     one_line_errors,
     optional_folder,
+    require_material,
     required,
     writable_folder,
 )
@@ -69,6 +71,7 @@ def main(cfg: DictConfig) -> dict[str, Any]:
 
     ckpt = segmenter_file(segmenter)
     checked = plan(input_dir, labels_dir, opts.pixel_size_nm, opts.crop_bottom_px, opts.strict)
+    law_material = _law_material(cfg)
 
     from diffrendergan.analysis.pipeline import Options, analyze  # the network stack: after the checks
 
@@ -80,10 +83,20 @@ def main(cfg: DictConfig) -> dict[str, Any]:
         decoding=dict(opts.decoding),
         n_boot=opts.n_boot,
         seed=opts.seed,
+        law_images=opts.law_images,
     )
-    summary = analyze(ckpt, checked, out_dir, options)
+    summary = analyze(ckpt, checked, out_dir, options, law_material)
     _print(summary, out_dir)
     return summary
+
+
+def _law_material(cfg: DictConfig):
+    """``+material=<name>``: the material whose size law is fitted to the measured particles."""
+    if cfg.get("material") is None:
+        return None
+    from diffrendergan.analysis.law_fit import check_fittable
+
+    return check_fittable(require_material(cfg))
 
 
 def _print(summary: dict[str, Any], out_dir: Path) -> None:

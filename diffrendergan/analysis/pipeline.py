@@ -22,9 +22,11 @@ from diffrendergan.analysis import figures, report
 from diffrendergan.analysis.inference import predict_instances, scale_factor
 from diffrendergan.analysis.inputs import Micrograph, Plan
 from diffrendergan.analysis.labels import SIZE, compare, manual_instances
+from diffrendergan.analysis.law_fit import MIN_LAW_PARTICLES, fit_size_law, fitting_field_px
 from diffrendergan.analysis.lognormal import fit_lognormal
 from diffrendergan.analysis.measure import measure_particles
 from diffrendergan.analysis.tables import Table, concat, counted, write_csv, write_parquet
+from diffrendergan.config import MaterialConfig
 from diffrendergan.data.labeled import LabeledPair, read_pair
 from diffrendergan.data.readers import read_micrograph
 from diffrendergan.segmentation.checkpoint import load_segmenter
@@ -47,6 +49,7 @@ class Options:
     decoding: dict[str, Any] = field(default_factory=dict)  # decode-only recipe keys over the checkpoint's
     n_boot: int = 2000  # bootstrap resamples of the lognormal fit's intervals
     seed: int = 0
+    law_images: int = 256  # material images' area the fitted size law is measured over
 
 
 @dataclass(frozen=True)
@@ -121,10 +124,28 @@ def _labels_part(p: Plan, done: dict[Path, Measured], out_dir: Path, options: Op
     return result
 
 
-def analyze(ckpt: Path, p: Plan, out_dir: Path, options: Options = Options()) -> dict[str, Any]:
+def _law(material: MaterialConfig, table: Table, images: list[dict], options: Options) -> dict | None:
+    """The material's size law fitted to the whole particles (the renders are measured so), or
+    None with a warning when too few were found to fit it."""
+    whole = counted(table, include_border=False)[SIZE]
+    if len(whole) < MIN_LAW_PARTICLES:
+        log.warning("%d whole particles: too few to fit %s's size law", len(whole), material.name)
+        return None
+    field = fitting_field_px(images, material)
+    return fit_size_law(material, whole, field, images=options.law_images, seed=options.seed).as_dict()
+
+
+def analyze(
+    ckpt: Path,
+    p: Plan,
+    out_dir: Path,
+    options: Options = Options(),
+    law_material: MaterialConfig | None = None,
+) -> dict[str, Any]:
     """Analyse the planned micrographs with the segmenter of ``ckpt`` (a ``segmenter.ckpt``;
     another kind of file is one line here, before any prediction); returns the summary written
-    to ``out_dir/summary.json``."""
+    to ``out_dir/summary.json``. With ``law_material`` the summary also holds its size law fitted
+    to the measured whole particles (``generator_law``, see analysis.law_fit)."""
     device = resolve_device(options.device)
     module = load_segmenter(ckpt, device)
     overrides = {**options.decoding, **({"tta": options.tta} if options.tta is not None else {})}
@@ -153,6 +174,8 @@ def analyze(ckpt: Path, p: Plan, out_dir: Path, options: Options = Options()) ->
         "images": [done[m.path].record for m in p.inputs],
         "skipped": p.skipped,
     }
+    if law_material is not None:
+        summary["generator_law"] = _law(law_material, table, summary["images"], options)
     extra = ["overlays/"]
     if p.labeled:
         summary["labels"] = _labels_part(p, done, out_dir, options)

@@ -116,6 +116,20 @@ def _labels_section(cmp: dict[str, Any]) -> list[str]:
     ]
 
 
+def _law_section(law: dict[str, Any]) -> list[str]:
+    """The material's size law refitted to these particles, for rendering more like them."""
+    rendered, measured = law["rendered_whole_particles"], law["measured_whole_particles"]
+    return [
+        "## Size law for the generator",
+        "",
+        f"Lognormal median {_num(law['median_nm'])} nm, sigma {_num(law['sigma'], 3)}: its renders, measured "
+        f"like these particles (whole particles in {law['field_px']} px fields), have a median of "
+        f"{_num(rendered['median_nm'])} nm and a 90th percentile of {_num(rendered['p90_nm'])} nm, against "
+        f"{_num(measured['median_nm'])} nm and {_num(measured['p90_nm'])} nm measured here.",
+        f"Render with it: `{law['override']}`.",
+    ]
+
+
 def markdown(summary: dict[str, Any]) -> str:
     """The report a person reads: segmenter, sizes, fit, images, label comparison, skipped files."""
     seg = summary["segmenter"]
@@ -136,6 +150,8 @@ def markdown(summary: dict[str, Any]) -> str:
     ]
     if summary.get("labels"):
         lines += ["", *_labels_section(summary["labels"])]
+    if summary.get("generator_law"):
+        lines += ["", *_law_section(summary["generator_law"])]
     if summary["skipped"]:
         lines += ["", "## Skipped files", "", *(f"* `{f}`: {why}" for f, why in summary["skipped"].items())]
     lines += ["", "Files: " + ", ".join(f"`{f}`" for f in summary["files"]), ""]
@@ -157,6 +173,11 @@ def headline(summary: dict[str, Any]) -> list[str]:
             f"vs. manual masks: median {_num(cmp['median_predicted_nm'])} nm predicted, "
             f"{_num(cmp['median_manual_nm'])} nm manual; KS {_num(cmp['ks_distance'], 3)}, "
             f"Wasserstein {_num(cmp['wasserstein_nm'])} nm"
+        )
+    if law := summary.get("generator_law"):
+        lines.append(
+            f"generator size law rendering particles like these: median {_num(law['median_nm'])} nm, "
+            f"sigma {_num(law['sigma'], 3)} ({law['override']})"
         )
     return lines
 

@@ -116,3 +116,13 @@ def test_output_into_the_input_folder_is_refused(micrographs: Path, tmp_path: Pa
         cwd=tmp_path,
     )
     assert one_line_error(proc).startswith("error: out_dir: is the input folder")
+
+
+@pytest.mark.slow  # the command line in a subprocess: integration, full suite only
+def test_a_material_whose_law_cannot_be_fitted_is_one_line(micrographs: Path, tmp_path: Path) -> None:
+    ckpt = unchecked_ckpt(tmp_path)  # never loaded: the material is checked before
+    proc = run_cli(
+        "experiments.analyze", f"segmenter={ckpt}", f"input_dir={micrographs}", "+material=agnw", cwd=tmp_path
+    )
+    line = one_line_error(proc)
+    assert "material.size.kind" in line and "lognormal" in line

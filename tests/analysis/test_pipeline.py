@@ -83,3 +83,32 @@ def test_analysis_on_the_gpu_matches_the_cpu(micrographs: Path, segmenter_ckpt: 
     assert gpu["segmenter"]["device"].startswith("cuda")
     counts = [(a["n_particles"], b["n_particles"]) for a, b in zip(cpu["images"], gpu["images"])]
     assert all(abs(a - b) <= max(2, 0.05 * a) for a, b in counts), counts  # float order may flip a pixel
+
+
+def test_a_material_gets_its_size_law_fitted_to_the_whole_particles(
+    labeled: Path, segmenter_ckpt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog
+) -> None:
+    """With a material the summary and the report carry its size law refitted to the measured
+    whole particles; with too few of them, none and a warning (the analysis itself stands)."""
+    from diffrendergan.config import material_from_dict
+
+    monkeypatch.setattr(pipeline, "predict_instances", threshold_segmenter)
+    discs = material_from_dict({
+        "name": "discs", "shader": "sem", "params": {}, "pixel_size_nm": PIXEL_NM, "image_size": 64,
+        "shape": {"family": "sphere", "ico_level": 2},
+        "size": {"kind": "lognormal", "median_nm": 20.0, "sigma": 0.2},
+        "count": {"kind": "fixed", "n": 4},
+        "placement": {"mode": "random", "overlap_tolerance": 0.0, "margin": 0.0},
+    })  # fmt: skip
+    few = analyze(segmenter_ckpt, plan(None, labeled), tmp_path / "few", Options(n_boot=0), discs)
+    assert few["generator_law"] is None and "too few to fit discs's size law" in caplog.text
+    monkeypatch.setattr(pipeline, "MIN_LAW_PARTICLES", 5)
+    monkeypatch.setattr("diffrendergan.analysis.law_fit.MIN_LAW_PARTICLES", 5)
+    out = tmp_path / "fit"
+    s = analyze(segmenter_ckpt, plan(None, labeled), out, Options(n_boot=0, law_images=8), discs)
+    law = s["generator_law"]
+    measured = s["distribution"]["measures"]["equivalent_diameter_nm"]["median"]
+    assert law["measured_whole_particles"]["median_nm"] == pytest.approx(measured)
+    assert law["field_px"] == 128  # the micrographs' width, at the material's pixel size
+    assert law["rendered_whole_particles"]["median_nm"] == pytest.approx(measured, rel=0.1)
+    assert law["override"] in (out / "report.md").read_text()
