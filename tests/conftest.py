@@ -29,6 +29,38 @@ def load_material_yaml(name: str, **overrides: Any) -> MaterialConfig:
 
 
 @pytest.fixture
+def make_material() -> Callable[..., MaterialConfig]:
+    """Factory for a validated sphere material; keyword arguments override top-level keys and
+    ``shape``/``size``/``count``/``placement`` entries (given as dicts)."""
+
+    def _make(
+        *,
+        shape: dict[str, Any] | None = None,
+        size: dict[str, Any] | None = None,
+        count: dict[str, Any] | None = None,
+        placement: dict[str, Any] | None = None,
+        **top: Any,
+    ) -> MaterialConfig:
+        from diffrendergan.config import material_from_dict  # after the environment above is set
+
+        raw: dict[str, Any] = {
+            "name": "test",
+            "shader": "sem",
+            "params": {},
+            "pixel_size_nm": 1.0,
+            "image_size": 64,
+            "shape": {"family": "sphere", "ico_level": 2, **(shape or {})},
+            "size": {"kind": "lognormal", "median_nm": 10.0, "sigma": 0.1, **(size or {})},
+            "count": {"kind": "fixed", "n": 5, **(count or {})},
+            "placement": {"mode": "poisson", **(placement or {})},
+        }
+        raw.update(top)
+        return material_from_dict(raw)
+
+    return _make
+
+
+@pytest.fixture
 def shipped_material() -> Callable[..., MaterialConfig]:
     return load_material_yaml
 

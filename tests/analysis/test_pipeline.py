@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from diffrendergan.analysis import pipeline
 from diffrendergan.analysis.inputs import plan
 from diffrendergan.analysis.pipeline import Options, analyze
 from diffrendergan.analysis.tables import COLUMNS
+from diffrendergan.config import MaterialConfig
 
 
 def threshold_segmenter(module: object, image: np.ndarray, factor: float = 1.0) -> np.ndarray:
@@ -86,20 +88,20 @@ def test_analysis_on_the_gpu_matches_the_cpu(micrographs: Path, segmenter_ckpt: 
 
 
 def test_a_material_gets_its_size_law_fitted_to_the_whole_particles(
-    labeled: Path, segmenter_ckpt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog
+    labeled: Path,
+    segmenter_ckpt: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    make_material: Callable[..., MaterialConfig],
 ) -> None:
     """With a material the summary and the report carry its size law refitted to the measured
     whole particles; with too few of them, none and a warning (the analysis itself stands)."""
-    from diffrendergan.config import material_from_dict
-
     monkeypatch.setattr(pipeline, "predict_instances", threshold_segmenter)
-    discs = material_from_dict({
-        "name": "discs", "shader": "sem", "params": {}, "pixel_size_nm": PIXEL_NM, "image_size": 64,
-        "shape": {"family": "sphere", "ico_level": 2},
-        "size": {"kind": "lognormal", "median_nm": 20.0, "sigma": 0.2},
-        "count": {"kind": "fixed", "n": 4},
-        "placement": {"mode": "random", "overlap_tolerance": 0.0, "margin": 0.0},
-    })  # fmt: skip
+    sparse = {"mode": "random", "overlap_tolerance": 0.0, "margin": 0.0}
+    discs = make_material(
+        name="discs", pixel_size_nm=PIXEL_NM, size={"median_nm": 20.0, "sigma": 0.2}, placement=sparse
+    )
     few = analyze(segmenter_ckpt, plan(None, labeled), tmp_path / "few", Options(n_boot=0), discs)
     assert few["generator_law"] is None and "too few to fit discs's size law" in caplog.text
     monkeypatch.setattr(pipeline, "MIN_LAW_PARTICLES", 5)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from diffrendergan.config import MaterialConfig, material_from_dict
+from diffrendergan.config import MaterialConfig
 from diffrendergan.evaluation.particle_sizes import (
     labeled_diameters,
     law_diameters,
@@ -34,34 +34,40 @@ def test_size_stats_of_a_known_sample() -> None:
     assert size_stats(np.zeros(0))["n"] == 0
 
 
-def test_law_diameters_of_separated_spheres_recover_the_law() -> None:
+SPARSE = {"mode": "random", "overlap_tolerance": 0.0, "margin": 0.0}  # spheres that never touch
+
+
+def test_law_diameters_of_separated_spheres_recover_the_law(
+    make_material: Callable[..., MaterialConfig],
+) -> None:
     """Spheres project to discs of their diameter: with sparse random placement the measured
     whole-particle diameters follow the configured law (median and log-sigma)."""
-    raw = {
-        "name": "spheres", "shader": "sem", "params": {}, "pixel_size_nm": 1.0, "image_size": 128,
-        "shape": {"family": "sphere", "ico_level": 3},
-        "size": {"kind": "lognormal", "median_nm": 14.0, "sigma": 0.2},
-        "count": {"kind": "fixed", "n": 12},
-        "placement": {"mode": "random", "overlap_tolerance": 0.0, "margin": 0.0},
-    }  # fmt: skip
-    d = law_diameters(material_from_dict(raw), n_images=12, seed=1)
+    material = make_material(
+        image_size=128,
+        shape={"ico_level": 3},
+        size={"median_nm": 14.0, "sigma": 0.2},
+        count={"n": 12},
+        placement=SPARSE,
+    )
+    d = law_diameters(material, n_images=12, seed=1)
     s = size_stats(d)
     assert s["n"] > 80
     assert s["median_nm"] == pytest.approx(14.0, rel=0.06)
     assert s["log_sigma"] == pytest.approx(0.2, rel=0.2)
 
 
-def test_a_larger_field_keeps_the_large_particles_a_tile_border_cuts() -> None:
+def test_a_larger_field_keeps_the_large_particles_a_tile_border_cuts(
+    make_material: Callable[..., MaterialConfig],
+) -> None:
     """Whole particles are those no border cuts, and a border cuts large ones more often: measured
     in fields 4x the image side, the same law keeps a larger median, closer to its own."""
-    raw = {
-        "name": "spheres", "shader": "sem", "params": {}, "pixel_size_nm": 1.0, "image_size": 48,
-        "shape": {"family": "sphere", "ico_level": 3},
-        "size": {"kind": "lognormal", "median_nm": 14.0, "sigma": 0.45},
-        "count": {"kind": "fixed", "n": 3},
-        "placement": {"mode": "random", "overlap_tolerance": 0.0, "margin": 0.0},
-    }  # fmt: skip
-    material = material_from_dict(raw)
+    material = make_material(
+        image_size=48,
+        shape={"ico_level": 3},
+        size={"median_nm": 14.0, "sigma": 0.45},
+        count={"n": 3},
+        placement=SPARSE,
+    )
     tiles = law_diameters(material, n_images=128, seed=2)
     fields = law_diameters(material, n_images=128, seed=2, field_px=192)
     assert min(len(tiles), len(fields)) > 150
