@@ -263,8 +263,9 @@ def topography_report(module: GANModule, material: MaterialConfig, real: RealDat
     projected, field = {}, None
     if real.labeled_dir is not None:  # the laws are measured in fields of the masks' size
         pixel = float(cfg.data.pixel_size_nm or material.pixel_size_nm)
-        labeled, field = labeled_diameters(real.labeled_dir, pixel, cfg.data.crop_bottom_px)
+        labeled, side = labeled_diameters(real.labeled_dir, pixel, cfg.data.crop_bottom_px)
         projected["labeled"] = size_stats(labeled)
+        field = round(side * pixel / material.pixel_size_nm)  # in the renders' pixels
     projected["learned"] = size_stats(law_diameters(topo.learned_material(), n, seed, field_px=field))
     if real.demo_truth is not None:  # the demo's hidden law is the configured one
         report["truth"] = law_summary(material.size, material.count)
