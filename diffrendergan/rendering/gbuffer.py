@@ -24,8 +24,9 @@ class GBuffer:
     instance: 0 substrate, k particle k (1-based). height: surface height (nm). normal: unit
     normal (x right, y down, z up). facing: the normal's component towards the side detector
     (``normal . (cos az, sin az, 0)``, in [-1, 1]), so that shaders and the cast shadow see one
-    detector direction. edge_dist: distance (nm) to the nearest silhouette or particle-particle
-    edge (inside and outside particles). shadow: how far (nm) the surface lies below the line of
+    detector direction. edge_dist: distance (nm) from a particle pixel to its own nearest free edge,
+    over the film or over a lower grain; film_edge_dist: the same to its nearest edge over the film
+    (see :func:`edge_distance`). shadow: how far (nm) the surface lies below the line of
     sight towards the side detector within :data:`SHADOW_REACH_NM` (0 = unshadowed). occlusion:
     fraction of the sky above a pixel hidden by nearby surfaces, in [0, 1) (0 = open; see
     :func:`ambient_occlusion`). grain: a seeded standard-normal value per particle, constant over
@@ -42,6 +43,7 @@ class GBuffer:
     normal: torch.Tensor
     facing: torch.Tensor
     edge_dist: torch.Tensor
+    film_edge_dist: torch.Tensor
     shadow: torch.Tensor
     occlusion: torch.Tensor
     grain: torch.Tensor
@@ -77,20 +79,23 @@ class GBuffer:
         return GBuffer(**kw)
 
 
-def edge_distance(instance: torch.Tensor, height: torch.Tensor, pixel_size_nm: float) -> torch.Tensor:
+def edge_distance(
+    instance: torch.Tensor, height: torch.Tensor, pixel_size_nm: float, over_grains: bool = True
+) -> torch.Tensor:
     """Distance (nm) from every particle pixel to its own particle's free edge.
 
-    A particle pixel is on a free edge when a 4-neighbour is substrate or a surface lower by more
-    than one pixel size (the particle stands in front of it): there secondary electrons escape
-    through the side as well as the top (the edge effect). The rear particle of an occlusion and
-    two grains meeting in a crease have no free edge there. Pixels whose nearest free edge belongs
-    to another particle, and substrate pixels, get 1e4 nm (no edge effect); the image border is
-    not an edge (the specimen continues). instance (B, H, W), height (B, H, W) -> (B, 1, H, W).
+    A particle pixel is on a free edge when a 4-neighbour is substrate or (``over_grains``) a
+    surface lower by more than one pixel size (the particle stands in front of it): there secondary
+    electrons escape through the side as well as the top (the edge effect). The rear particle of
+    an occlusion and two grains meeting in a crease have no free edge there. Pixels whose nearest
+    free edge belongs to another particle, and substrate pixels, get 1e4 nm (no edge effect); the
+    image border is not an edge (the specimen continues). instance (B, H, W), height (B, H, W) ->
+    (B, 1, H, W).
     """
     inst, h = instance.numpy(), height.numpy()
     out = np.full(inst.shape, 1e4, dtype=np.float32)
     for b in range(inst.shape[0]):
-        edge = _free_edges(inst[b], h[b], step=pixel_size_nm)
+        edge = _free_edges(inst[b], h[b], step=pixel_size_nm, over_grains=over_grains)
         for k, box in enumerate(ndimage.find_objects(inst[b]), start=1):
             own = inst[b][box] == k if box is not None else None
             if own is None or not (edge[box] & own).any():
@@ -100,14 +105,15 @@ def edge_distance(instance: torch.Tensor, height: torch.Tensor, pixel_size_nm: f
     return torch.from_numpy(out)[:, None]
 
 
-def _free_edges(inst: np.ndarray, height: np.ndarray, step: float) -> np.ndarray:
-    """(H, W) bool: particle pixels next to substrate or to a surface lower by more than ``step``."""
+def _free_edges(inst: np.ndarray, height: np.ndarray, step: float, over_grains: bool) -> np.ndarray:
+    """(H, W) bool: particle pixels next to substrate or (``over_grains``) to a surface lower by
+    more than ``step``."""
     edge = np.zeros(inst.shape, dtype=bool)
     for axis in (0, 1):
         for shift in (1, -1):
             nb_inst = np.roll(inst, shift, axis)
-            nb_h = np.roll(height, shift, axis)
-            free = (inst > 0) & (nb_inst != inst) & ((nb_inst == 0) | (nb_h < height - step))
+            lower = (np.roll(height, shift, axis) < height - step) if over_grains else False
+            free = (inst > 0) & (nb_inst != inst) & ((nb_inst == 0) | lower)
             border = [slice(None)] * 2
             border[axis] = 0 if shift == 1 else -1  # np.roll wraps: the image border is no edge
             free[tuple(border)] = False
@@ -308,6 +314,7 @@ def build_gbuffer(
         normal=maps.normal,
         facing=facing_detector(maps.normal, azimuth_deg),
         edge_dist=edge_distance(maps.instance, maps.height, pixel_size_nm),
+        film_edge_dist=edge_distance(maps.instance, maps.height, pixel_size_nm, over_grains=False),
         shadow=detector_shadow(
             maps.height, pixel_size_nm, azimuth_deg, reach_px=math.ceil(SHADOW_REACH_NM / pixel_size_nm)
         ),

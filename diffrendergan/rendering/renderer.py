@@ -46,13 +46,30 @@ def param_space_for(material: MaterialConfig) -> ParamSpace:
     return ParamSpace(ranges)
 
 
+# Every parameter added after checkpoints were written, shader's and detector's together, oldest
+# first (residue_level and noise_corr_px came in one commit): a checkpoint lacks the newest k of
+# them, which the loader reads off its network's output size.
+INTRODUCED_ORDER = (
+    "grazing_cos",
+    "occlusion_strength",
+    "grain_spread",
+    "residue_level",
+    "noise_corr_px",
+    "residue_coarseness",
+    "edge_over_grains",
+)
+
+
 def introduced_held(shader_name: str) -> dict[str, dict[str, float | bool]]:
     """``material.params`` entries that hold every parameter added after checkpoints were written
-    at the value that renders as before it existed: the shader's, then the detector's, in the order
-    they arrived (a checkpoint lacks a suffix of them)."""
+    at the value that renders as before it existed, in the order they arrived
+    (:data:`INTRODUCED_ORDER`)."""
     shader = get_shader(shader_name)
-    detector = held_entries(DETECTOR_INTRODUCED, DETECTOR_RANGES)
-    return {**held_entries(shader.introduced, shader.ranges), **detector}
+    held = {
+        **held_entries(shader.introduced, shader.ranges),
+        **held_entries(DETECTOR_INTRODUCED, DETECTOR_RANGES),
+    }
+    return {name: held[name] for name in INTRODUCED_ORDER if name in held}
 
 
 # A learned correction of the shader's signal (B, 1, H, W) given the G-buffer: the generator's

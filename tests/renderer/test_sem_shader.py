@@ -1,5 +1,6 @@
-"""The SE shader's grazing limit and recapture terms: each does what its docstring claims, and a
-checkpoint written before they existed loads with them held at the values that render as before."""
+"""The SE shader's grazing limit, recapture and edge-over-grain terms: each does what its
+docstring claims, and a checkpoint written before they existed loads with them held at the values
+that render as before."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from diffrendergan.noise.detector import DETECTOR_INTRODUCED
 from diffrendergan.rendering.gbuffer import GBuffer, build_gbuffer
 from diffrendergan.rendering.rasterize import rasterize_windowed
 from diffrendergan.rendering.renderer import introduced_held
@@ -16,11 +18,14 @@ from diffrendergan.scene.layout import build_particles
 from diffrendergan.shading import SHADERS
 from diffrendergan.shading.sem import SE_INTRODUCED, SEM_RANGES
 
+TOUCHING = [[17.0, 24.0, 0.0, 16.0], [31.0, 24.0, 0.0, 16.0]]
+STACKED = [[17.0, 24.0, 0.0, 16.0], [27.0, 24.0, 10.0, 12.0]]  # the second rests on the first
 
-def _gbuffer(make_material, make_layout) -> GBuffer:
-    """Two touching spheres on film, 48 x 48 px at 1 nm/px."""
+
+def _gbuffer(make_material, make_layout, rows: list[list[float]] = TOUCHING) -> GBuffer:
+    """Spheres on film (by default two touching ones), 48 x 48 px at 1 nm/px."""
     m = make_material(image_size=48)
-    layout = make_layout([[17.0, 24.0, 0.0, 16.0], [31.0, 24.0, 0.0, 16.0]])
+    layout = make_layout(rows)
     maps = rasterize_windowed([build_particles(layout, m)], 48, 1.0, thickness=True)
     return build_gbuffer(maps, 1.0, azimuth_deg=90.0, texture_seeds=[0])
 
@@ -75,6 +80,22 @@ def test_grain_spread_scales_each_grain_by_its_own_seeded_factor(make_material, 
     assert torch.equal(again.grain, gb.grain)  # seeded by the layout
 
 
+def test_edge_over_grains_keeps_that_share_of_the_edge_effect_over_a_grain(
+    make_material, make_layout
+) -> None:
+    gb = _gbuffer(make_material, make_layout, STACKED)
+    over_grain = gb.film_edge_dist > gb.edge_dist
+    assert over_grain.sum() > 5
+    edge = {"edge_gain": 0.5, "edge_length_nm": 3.0}
+    shade = {k: SHADERS["sem"](gb, _params(edge_over_grains=k, **edge)) for k in (0.0, 0.3, 1.0)}
+    assert torch.allclose(shade[0.3] - shade[0.0], 0.3 * (shade[1.0] - shade[0.0]), atol=1e-6)
+    assert (shade[1.0] - shade[0.0])[over_grain].min() > 0  # the seam loses its edge brightening
+    assert torch.equal(shade[1.0][~over_grain], shade[0.0][~over_grain])  # elsewhere nothing changes
+    flat = SHADERS["sem"](gb, _params(edge_over_grains=1.0))  # the old edge term, whole
+    old_edge = 0.5 * torch.exp(-gb.edge_dist / 3.0) * gb.particle
+    assert torch.allclose(shade[1.0] - flat, old_edge, atol=1e-6)
+
+
 def test_introduced_values_render_as_the_old_shader(make_material, make_layout) -> None:
     """The held values must reproduce the shader as it was: secant floor 0.15, no recapture."""
     gb = _gbuffer(make_material, make_layout)
@@ -91,17 +112,33 @@ def _shadow(gb: GBuffer, p: dict[str, torch.Tensor]) -> torch.Tensor:
     return 1.0 - p["shadow_strength"] * (1.0 - torch.exp(-gb.shadow / 20.0))
 
 
-@pytest.mark.parametrize("n_missing", [2, 5], ids=["before-residue-level", "before-grazing-cos"])
-def test_a_checkpoint_from_before_new_parameters_loads_with_them_held(tmp_path: Path, n_missing: int) -> None:
+def test_every_introduced_parameter_has_its_place_in_the_arrival_order() -> None:
+    for shader in ("sem", "him"):
+        arrived = [*SHADERS[shader].introduced, *DETECTOR_INTRODUCED]
+        assert sorted(introduced_held(shader)) == sorted(arrived)
+
+
+@pytest.mark.parametrize(
+    "missing",
+    [
+        ("edge_over_grains",),
+        ("residue_coarseness", "edge_over_grains"),
+        ("residue_level", "noise_corr_px", "residue_coarseness", "edge_over_grains"),
+    ],
+    ids=["before-edge-over-grains", "before-residue-coarseness", "before-residue-level"],
+)
+def test_a_checkpoint_from_before_new_parameters_loads_with_them_held(
+    tmp_path: Path, missing: tuple[str, ...]
+) -> None:
     """Strip the newest parameters from a checkpoint's network and hyperparameters, as one written
-    before they existed: it loads, holds them at the old values and predicts the same."""
+    before they existed: it loads, holds exactly them at the old values and predicts the same."""
     from lightning_checkpoints import save_module_checkpoint
 
     from diffrendergan.training.gan_module import GANModule
     from diffrendergan.training.load import load_gan_module
 
-    held = dict(list(introduced_held("sem").items())[-n_missing:])
-    assert len(held) == n_missing
+    held = dict(list(introduced_held("sem").items())[-len(missing) :])
+    assert tuple(held) == missing  # the shader's and the detector's, in the order they arrived
     # A material written before the parameters existed cannot configure them (today's TiO2 sets
     # its own recapture range).
     material = _tio2_small()
