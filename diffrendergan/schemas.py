@@ -140,7 +140,7 @@ class TopographySchema:
     signal: str = "adversarial"
 
 
-TOPOGRAPHY_SIGNALS = ("adversarial", "quantiles")
+TOPOGRAPHY_SIGNALS = ("adversarial", "quantiles", "granulometry")
 
 
 @dataclass

@@ -24,7 +24,7 @@ from diffrendergan.errors import ConfigError
 from diffrendergan.models.neural_shader import NeuralShader
 from diffrendergan.models.param_net import PARAM_NETS
 from diffrendergan.rendering.gbuffer import GBuffer
-from diffrendergan.rendering.renderer import MicroscopyRenderer, RenderOutput
+from diffrendergan.rendering.renderer import MicroscopyRenderer, Refine, RenderOutput
 from diffrendergan.scene.laws import max_count, size_law_moments
 from diffrendergan.scene.layout import (
     Layout,
@@ -159,19 +159,34 @@ class Generator(nn.Module):
             gbuffer = self.renderer.gbuffer(layouts, device=unit.device)
         return self.renderer.shade(gbuffer, unit, generator, noise=noise, refine=self.refine)
 
-    def render(self, scenes: Scenes, generator: torch.Generator | None = None) -> RenderOutput:
+    def render(
+        self, scenes: Scenes, generator: torch.Generator | None = None, appearance_grad: bool = True
+    ) -> RenderOutput:
         """Render a batch of scenes from any :class:`~diffrendergan.scene.sampler.LayoutSampler`.
 
         Scenes with differentiable geometry (a learned law's sizes and presence weights) go
         through the soft rasterizer (:meth:`MicroscopyRenderer.render_soft`), so gradients reach
         the law; others through the hard path with their G-buffer, if already rasterized.
+        ``appearance_grad=False``: the networks shade with their weights detached, so that a loss
+        on the image reaches the geometry only.
         """
         if not scenes.differentiable:
             return self.forward(scenes.layouts, generator, gbuffer=scenes.gbuffer)
         sizes = scenes.sizes or []
         parts = [build_particles(lay, self.material, sizes=s) for lay, s in zip(scenes.layouts, sizes)]
-        unit = self.unit_params(scenes.layouts)
-        return self.renderer.render_soft(scenes.layouts, parts, scenes.presence, unit, generator, self.refine)
+        unit, refine = self.unit_params(scenes.layouts), self.refine
+        if not appearance_grad:
+            unit, refine = unit.detach(), _detached(refine)
+        return self.renderer.render_soft(scenes.layouts, parts, scenes.presence, unit, generator, refine)
+
+
+def _detached(module: nn.Module | None) -> Refine | None:
+    """``module`` as a function of its inputs alone: its weights enter detached, so nothing of it
+    learns from a loss through its output."""
+    if module is None:
+        return None
+    state = {name: t.detach() for name, t in [*module.named_parameters(), *module.named_buffers()]}
+    return lambda *inputs: torch.func.functional_call(module, state, inputs)
 
 
 def _averaged(module: nn.Module, decay: float) -> AveragedModel:

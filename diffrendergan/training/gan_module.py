@@ -26,6 +26,13 @@ from diffrendergan.metrics.realism import GreyLevelW1, SlicedWasserstein
 from diffrendergan.models.generator import Generator
 from diffrendergan.models.grain_profile import BANDS, grain_profile, onset_share, profile_gap
 from diffrendergan.models.grain_windows import grain_windows, otsu_grain_level
+from diffrendergan.models.granulometry import (
+    MAX_RADIUS_PX,
+    MIN_RADIUS_PX,
+    mean_radius,
+    pattern_spectrum,
+    spectrum_gap,
+)
 from diffrendergan.models.quantile_matching import (
     BAND_STATISTICS,
     QUANTILES,
@@ -79,7 +86,8 @@ class GANModule(pl.LightningModule):
             law: ``warmup_epochs`` of appearance-only training first, so its first gradients
             come from a discriminator that already compares plausible images; ``average_from``,
             the fraction of the law-learning epochs after which every step enters the reported
-            Polyak-Ruppert average; ``signal``, what the law's gradient comes from).
+            Polyak-Ruppert average; ``signal``, what the law's gradient comes from: the
+            critics, the quantile gap, or the granulometry gap, which reaches the law alone).
         seed: base of all layout seeds.
         parts: the built networks, losses and optimizer factories; None = built from ``model``
             (:func:`~diffrendergan.training.parts.build_parts`), which is how checkpoints load.
@@ -122,6 +130,10 @@ class GANModule(pl.LightningModule):
         if self.matches_quantiles:  # buffers: a resumed run neither re-measures nor re-calibrates
             self.register_buffer("quantile_target", torch.full((BAND_STATISTICS, QUANTILES), float("nan")))
             self.register_buffer("start_calibrated", torch.tensor(quantiles.start_steps == 0))
+        self.matches_granulometry = self.topography is not None and spec.topography.signal == "granulometry"
+        if self.matches_granulometry:
+            bins = MAX_RADIUS_PX - MIN_RADIUS_PX + 1
+            self.register_buffer("granulometry_target", torch.full((bins,), float("nan")))
         self._val_real: list[torch.Tensor] = []
         # val/swd, val/hist_w1: the real validation patches are measured once (a cached reference, gathered
         # over DDP ranks by patch id) and every validation compares the evaluation renders to it.
@@ -233,18 +245,29 @@ class GANModule(pl.LightningModule):
         unless a checkpoint or the config has them: the grain level, the real grain profile and
         the real quantiles; then the calibrated start of the parameter network."""
         train_set = getattr(self.trainer.datamodule, "train_set", None)
-        if train_set is not None and (self._grain_statistics_unset() or self._quantiles_unset()):
+        unset = self._grain_statistics_unset() or self._quantiles_unset() or self._granulometry_unset()
+        if train_set is not None and unset:
             plain = RealPatchDataset(train_set.files)
             patches = torch.stack([plain[i] for i in range(len(plain))])
-            if self._grain_statistics_unset():
-                self._real_grain_statistics(patches)
-            if self._quantiles_unset():
-                self.quantile_target.copy_(band_quantiles(patches.float()))
+            self._real_statistics(patches)
         if self.matches_quantiles and not self._quantiles_unset() and not bool(self.start_calibrated):
             self._calibrate_start()
 
     def _quantiles_unset(self) -> bool:
         return self.matches_quantiles and bool(torch.isnan(self.quantile_target).any())
+
+    def _granulometry_unset(self) -> bool:
+        return self.matches_granulometry and bool(torch.isnan(self.granulometry_target).any())
+
+    def _real_statistics(self, real: torch.Tensor) -> None:
+        """Measure what the losses compare against from real patches (N, 1, H, W), where unset:
+        all real training patches at the start, or the first real batch without a data module."""
+        if self._grain_statistics_unset():
+            self._real_grain_statistics(real)
+        if self._quantiles_unset():
+            self.quantile_target.copy_(band_quantiles(real.float()).to(self.quantile_target))
+        if self._granulometry_unset():
+            self.granulometry_target.copy_(pattern_spectrum(real.float()).to(self.granulometry_target))
 
     def _calibrate_start(self) -> None:
         """Fit the parameter network's output bias to the real quantiles (see calibrate_start);
@@ -264,22 +287,24 @@ class GANModule(pl.LightningModule):
         gap = f"{result.loss_before:.3f} -> {result.loss_after:.3f}"
         log.info("calibrated start: quantile gap %s; %s", gap, shown)
 
-    def _renders(self, scenes: Scenes) -> tuple[torch.Tensor, torch.Tensor]:
-        """(what the critics judge, what the quantile gap measures), both (B, 1, H, W).
+    def _renders(self, scenes: Scenes) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(what the critics judge, what the law learns from or None), both (B, 1, H, W).
 
-        One render, unless a learning law takes its gradient from the quantile gap alone
-        (``topography.signal: quantiles``): then the critics judge a render of the same layouts
-        whose geometry carries no gradient, and a second, differentiable render is measured. A
-        local critic that still tells the grains from real ones is answered more cheaply by fewer
-        grain pixels than by better grains, so its verdicts shrink the law (on real TiO2 every
-        adversarially learned law fell below the masks' sizes; README, "Learning the particle
-        size law"); the quantiles, of all pixels, have no such preference, though they let grain
-        brightness stand in for size (README, "Learning the size law from quantiles")."""
-        if not (scenes.differentiable and self.spec.topography.signal == "quantiles"):
-            fake = self.generator.render(scenes).image
-            return fake, fake
+        One render, unless a learning law takes its gradient from a statistic alone
+        (``topography.signal``: ``quantiles`` or ``granulometry``): then the critics judge a
+        render of the same layouts whose geometry carries no gradient, and a second,
+        differentiable render is measured. A local critic that still tells the grains from real
+        ones is answered more cheaply by fewer grain pixels than by better grains, so its
+        verdicts shrink the law (on real TiO2 every adversarially learned law fell below the
+        masks' sizes; README, "Learning the particle size law"); the quantiles, of all pixels,
+        have no such preference, though they let grain brightness stand in for size (README,
+        "Learning the size law from quantiles"). The granulometry's render is shaded by detached
+        networks: its gap moves the law alone, and the quantiles then hold the judged render."""
+        signal = self.spec.topography.signal
+        if not (scenes.differentiable and signal in ("quantiles", "granulometry")):
+            return self.generator.render(scenes).image, None
         judged = self.generator.render(Scenes(scenes.layouts)).image
-        return judged, self.generator.render(scenes).image
+        return judged, self.generator.render(scenes, appearance_grad=signal == "quantiles").image
 
     def _quantile_loss(self, fake: torch.Tensor) -> torch.Tensor:
         """The renders' (B, 1, H, W) quantile gap to the real patches (see quantile_gap)."""
@@ -335,11 +360,10 @@ class GANModule(pl.LightningModule):
         real, batch_scenes = self._scenes(batch)
         learn = self._learning_law()
         scenes = self.layout_sampler.sample(batch_scenes, learn)
-        fake, measured = self._renders(scenes)
-        if self._grain_statistics_unset():
-            self._real_grain_statistics(real)
-        if self._quantiles_unset():  # no data module of files: from the first real batch
-            self.quantile_target.copy_(band_quantiles(real.float()).to(self.quantile_target))
+        fake, law_render = self._renders(scenes)
+        granulometric = self.spec.topography.signal == "granulometry"
+        measured = fake if law_render is None or granulometric else law_render  # the quantiles'
+        self._real_statistics(real)  # no data module of files: from the first real batch
         grains = self.grain_discriminator is not None
         real_w, fake_w = (self._grain_windows(real), self._grain_windows(fake)) if grains else (None, None)
 
@@ -359,6 +383,12 @@ class GANModule(pl.LightningModule):
                 logs["train/quantile_gap"] = gap.detach()
                 if self.spec.quantile_matching.weight > 0:
                     loss_g = loss_g + self.spec.quantile_matching.weight * gap
+            if self.matches_granulometry and law_render is not None:
+                spectrum = pattern_spectrum(law_render)
+                gap = spectrum_gap(spectrum, self.granulometry_target)
+                logs["train/granulometry_gap"] = gap.detach()
+                logs["train/grain_radius_px"] = mean_radius(spectrum.detach())
+                loss_g = loss_g + gap  # reaches the law alone, whose Adam steps ignore its scale
             opt_g.zero_grad()
             self.manual_backward(loss_g)
             opt_g.step()
