@@ -9,10 +9,10 @@ their mass. It ignores the detector's offset (open(x + c) = open(x) + c) and gai
 (open(a x) = a open(x), a > 0), and more grains of the same sizes only add mass in the same bins.
 Radii below :data:`MIN_RADIUS_PX` hold the noise and the film's thin residue and are left out.
 
-On the Rühle TiO2 SEM patches the spectrum's mean radius is 10.5-11.1 px; renders of a fitted GAN
-give 10.5 / 11.5 / 12.8 / 14.0 px at size laws of 160 / 220 / 280 / 340 nm: it follows the size and,
-unlike whole-image quantiles, not the cover. It follows the seams too: where touching grains shine
-at their contact, an opening sees one structure (README, "Edges over grains").
+On the Rühle TiO2 SEM patches the spectrum's mean radius is 10.8 px; renders of a fitted GAN give
+10.0 / 11.1 / 12.2 px at size laws of 160 / 220 / 280 nm: it follows the size and, unlike
+whole-image quantiles, not the cover. It follows the seams too: where touching grains shine at
+their contact, an opening sees one structure (README, "The size law from the granulometry").
 
 Openings are max-pools (separable, ignoring the image border as ``mode='nearest'`` filtering
 does), so the spectrum is differentiable in the image: a size law can learn from it.

@@ -39,24 +39,25 @@ def test_edge_distance_is_zero_on_free_edges_and_grows_inside() -> None:
     assert d[0, 0] == 1e4  # substrate: no edge effect
 
 
-def test_occluded_particle_has_no_edge_where_the_front_one_covers_it() -> None:
+def _rear_and_front() -> tuple[torch.Tensor, torch.Tensor]:
+    """Instances and heights (1, 20, 30) of a rear block and a higher one in front of it."""
     inst = torch.zeros(1, 20, 30, dtype=torch.long)
     height = torch.zeros(1, 20, 30)
     inst[0, 5:15, 3:15], height[0, 5:15, 3:15] = 1, 10.0  # rear, lower
     inst[0, 5:15, 15:27], height[0, 5:15, 15:27] = 2, 30.0  # front, higher
-    d = edge_distance(inst, height, pixel_size_nm=1.0)[0, 0]
+    return inst, height
+
+
+def test_occluded_particle_has_no_edge_where_the_front_one_covers_it() -> None:
+    d = edge_distance(*_rear_and_front(), pixel_size_nm=1.0)[0, 0]
     assert d[10, 15] == 0  # the front particle's edge over the rear one is free
     assert d[10, 14] == pytest.approx(4.0)  # the rear's pixel there: its own nearest free edge (row 14)
     assert d[10, 3] == 0  # the rear's edge towards the substrate is free
 
 
 def test_film_edges_leave_out_the_edge_over_another_grain() -> None:
-    inst = torch.zeros(1, 20, 30, dtype=torch.long)
-    height = torch.zeros(1, 20, 30)
-    inst[0, 5:15, 3:15], height[0, 5:15, 3:15] = 1, 10.0  # rear, lower
-    inst[0, 5:15, 15:27], height[0, 5:15, 15:27] = 2, 30.0  # front, higher
-    any_edge = edge_distance(inst, height, pixel_size_nm=1.0)[0, 0]
-    film = edge_distance(inst, height, pixel_size_nm=1.0, over_grains=False)[0, 0]
+    any_edge = edge_distance(*_rear_and_front(), pixel_size_nm=1.0)[0, 0]
+    film = edge_distance(*_rear_and_front(), pixel_size_nm=1.0, over_grains=False)[0, 0]
     assert any_edge[10, 15] == 0 and film[10, 15] == pytest.approx(4.0)  # film edges: rows 5, 14
     assert film[10, 26] == 0 and film[5, 20] == 0  # its edges over the film stay
     assert torch.equal(film[:, :15], any_edge[:, :15])  # the rear particle had none over a grain
