@@ -138,6 +138,7 @@ class TopographySchema:
     average_from: float = 0.5
     report_images: int = 32
     signal: str = "adversarial"
+    decay_lr: bool = False
 
 
 TOPOGRAPHY_SIGNALS = ("adversarial", "quantiles", "granulometry")

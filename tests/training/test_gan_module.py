@@ -200,6 +200,20 @@ def test_linear_lr_decay_reaches_the_end_factor() -> None:
     assert opt_d.param_groups[0]["lr"] == pytest.approx(1e-4 * 0.1)
 
 
+@pytest.mark.parametrize("decay_lr", [False, True])
+def test_the_size_law_keeps_its_step_unless_asked(decay_lr: bool) -> None:
+    model = {"layout_pool": 0, "n_eval": 2, "lr_decay": "linear", "lr_end_factor": 0.1}
+    model["topography"] = {"enabled": True, "lr": 0.05, "decay_lr": decay_lr}
+    module = GANModule(small_material(), {"faces_per_pixel": 8}, model)
+    trainer = pl.Trainer(
+        max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False, accelerator="cpu"
+    )
+    trainer.fit(module, torch.utils.data.DataLoader(torch.rand(8, 1, 64, 64), batch_size=2))  # 4 batches
+    networks, law = module.optimizers()[0].param_groups
+    assert networks["lr"] == pytest.approx(2e-4 * 0.1)
+    assert law["lr"] == pytest.approx(0.05 * (0.1 if decay_lr else 1.0))
+
+
 def test_particle_weighted_generator_loss() -> None:
     from diffrendergan.models.gan_losses import lsgan_g
 
