@@ -11,8 +11,8 @@ Radii below :data:`MIN_RADIUS_PX` hold the noise and the film's thin residue and
 
 On the Rühle TiO2 SEM patches the spectrum's mean radius is 10.8 px; renders of a fitted GAN give
 10.0 / 11.1 / 12.2 px at size laws of 160 / 220 / 280 nm: it follows the size and, unlike
-whole-image quantiles, not the cover. It follows the seams too: where touching grains shine at
-their contact, an opening sees one structure (README, "The size law from the granulometry").
+whole-image quantiles, not the cover; nor the seams: with the edge effect over grains at 0, 0.5
+or 1 (seams 0.97-1.10 of the cores) it is the same (README, "The size law from the granulometry").
 
 Openings are max-pools (separable, ignoring the image border as ``mode='nearest'`` filtering
 does), so the spectrum is differentiable in the image: a size law can learn from it.
