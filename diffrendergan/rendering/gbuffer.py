@@ -26,7 +26,7 @@ class GBuffer:
     (``normal . (cos az, sin az, 0)``, in [-1, 1]), so that shaders and the cast shadow see one
     detector direction. edge_dist: distance (nm) from a particle pixel to its own nearest free edge,
     over the film or over a lower grain; film_edge_dist: the same to its nearest edge over the film
-    (see :func:`edge_distance`). shadow: how far (nm) the surface lies below the line of
+    (see :func:`edge_distances`). shadow: how far (nm) the surface lies below the line of
     sight towards the side detector within :data:`SHADOW_REACH_NM` (0 = unshadowed). occlusion:
     fraction of the sky above a pixel hidden by nearby surfaces, in [0, 1) (0 = open; see
     :func:`ambient_occlusion`). grain: a seeded standard-normal value per particle, constant over
@@ -79,46 +79,53 @@ class GBuffer:
         return GBuffer(**kw)
 
 
-def edge_distance(
-    instance: torch.Tensor, height: torch.Tensor, pixel_size_nm: float, over_grains: bool = True
-) -> torch.Tensor:
-    """Distance (nm) from every particle pixel to its own particle's free edge.
+def edge_distances(
+    instance: torch.Tensor, height: torch.Tensor, pixel_size_nm: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Distances (nm) from every particle pixel to its own particle's free edges: (to any free
+    edge, to an edge over the film), each (B, 1, H, W), from instance (B, H, W), height (B, H, W).
 
-    A particle pixel is on a free edge when a 4-neighbour is substrate or (``over_grains``) a
-    surface lower by more than one pixel size (the particle stands in front of it): there secondary
-    electrons escape through the side as well as the top (the edge effect). The rear particle of
-    an occlusion and two grains meeting in a crease have no free edge there. Pixels whose nearest
-    free edge belongs to another particle, and substrate pixels, get 1e4 nm (no edge effect); the
-    image border is not an edge (the specimen continues). instance (B, H, W), height (B, H, W) ->
-    (B, 1, H, W).
+    A particle pixel is on a free edge when a 4-neighbour is substrate (an edge over the film) or
+    a surface lower by more than one pixel size (the particle stands in front of it): there
+    secondary electrons escape through the side as well as the top (the edge effect). The rear
+    particle of an occlusion and two grains meeting in a crease have no free edge there. Pixels
+    whose nearest free edge belongs to another particle, and substrate pixels, get 1e4 nm (no edge
+    effect); the image border is not an edge (the specimen continues). One pass gives both maps.
     """
     inst, h = instance.numpy(), height.numpy()
-    out = np.full(inst.shape, 1e4, dtype=np.float32)
+    to_any, to_film = (np.full(inst.shape, 1e4, dtype=np.float32) for _ in range(2))
     for b in range(inst.shape[0]):
-        edge = _free_edges(inst[b], h[b], step=pixel_size_nm, over_grains=over_grains)
+        any_edge, film_edge = _free_edges(inst[b], h[b], step=pixel_size_nm)
         for k, box in enumerate(ndimage.find_objects(inst[b]), start=1):
-            own = inst[b][box] == k if box is not None else None
-            if own is None or not (edge[box] & own).any():
+            if box is None:
                 continue
-            dist = ndimage.distance_transform_edt(~(edge[box] & own))  # to the particle's own edges
-            out[b][box][own] = dist[own] * pixel_size_nm
-    return torch.from_numpy(out)[:, None]
+            own = inst[b][box] == k
+            for edge, out in ((any_edge, to_any), (film_edge, to_film)):
+                mine = edge[box] & own
+                if mine.any():
+                    dist = ndimage.distance_transform_edt(~mine)  # to the particle's own edges
+                    out[b][box][own] = dist[own] * pixel_size_nm
+    return torch.from_numpy(to_any)[:, None], torch.from_numpy(to_film)[:, None]
 
 
-def _free_edges(inst: np.ndarray, height: np.ndarray, step: float, over_grains: bool) -> np.ndarray:
-    """(H, W) bool: particle pixels next to substrate or (``over_grains``) to a surface lower by
-    more than ``step``."""
-    edge = np.zeros(inst.shape, dtype=bool)
+def _free_edges(inst: np.ndarray, height: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W) bool each: particle pixels next to substrate or to a surface lower by more than
+    ``step``, and those next to substrate."""
+    any_edge = np.zeros(inst.shape, dtype=bool)
+    film_edge = np.zeros(inst.shape, dtype=bool)
     for axis in (0, 1):
         for shift in (1, -1):
             nb_inst = np.roll(inst, shift, axis)
-            lower = (np.roll(height, shift, axis) < height - step) if over_grains else False
-            free = (inst > 0) & (nb_inst != inst) & ((nb_inst == 0) | lower)
+            lower = np.roll(height, shift, axis) < height - step
+            other = (inst > 0) & (nb_inst != inst)
             border = [slice(None)] * 2
             border[axis] = 0 if shift == 1 else -1  # np.roll wraps: the image border is no edge
-            free[tuple(border)] = False
-            edge |= free
-    return edge
+            over_film = other & (nb_inst == 0)
+            free = over_film | (other & lower)
+            over_film[tuple(border)] = free[tuple(border)] = False
+            film_edge |= over_film
+            any_edge |= free
+    return any_edge, film_edge
 
 
 # Secondary electrons blocked on their way to the detector are those emitted close to a wall:
@@ -307,14 +314,15 @@ def build_gbuffer(
 ) -> GBuffer:
     """Derive the shading inputs from rasterized surface maps."""
     size = maps.instance.shape[-1]
+    to_any, to_film = edge_distances(maps.instance, maps.height, pixel_size_nm)
     return GBuffer(
         instance=maps.instance,
         particle=(maps.instance > 0).float()[:, None],
         height=maps.height[:, None],
         normal=maps.normal,
         facing=facing_detector(maps.normal, azimuth_deg),
-        edge_dist=edge_distance(maps.instance, maps.height, pixel_size_nm),
-        film_edge_dist=edge_distance(maps.instance, maps.height, pixel_size_nm, over_grains=False),
+        edge_dist=to_any,
+        film_edge_dist=to_film,
         shadow=detector_shadow(
             maps.height, pixel_size_nm, azimuth_deg, reach_px=math.ceil(SHADOW_REACH_NM / pixel_size_nm)
         ),

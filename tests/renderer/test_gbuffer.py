@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from diffrendergan.rendering.gbuffer import ambient_occlusion, detector_shadow, edge_distance
+from diffrendergan.rendering.gbuffer import ambient_occlusion, detector_shadow, edge_distances
 
 
 @pytest.mark.parametrize("azimuth", [0.0, 90.0, 180.0, 270.0])
@@ -34,7 +34,7 @@ def test_edge_distance_is_zero_on_free_edges_and_grows_inside() -> None:
     inst = torch.zeros(1, 21, 21, dtype=torch.long)
     inst[0, 5:16, 5:16] = 1
     height = (inst > 0).float() * 10.0
-    d = edge_distance(inst, height, pixel_size_nm=2.0)[0, 0]
+    d = edge_distances(inst, height, pixel_size_nm=2.0)[0][0, 0]
     assert d[5, 10] == 0 and d[10, 10] == pytest.approx(2.0 * 5, abs=1e-4)
     assert d[0, 0] == 1e4  # substrate: no edge effect
 
@@ -49,15 +49,14 @@ def _rear_and_front() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def test_occluded_particle_has_no_edge_where_the_front_one_covers_it() -> None:
-    d = edge_distance(*_rear_and_front(), pixel_size_nm=1.0)[0, 0]
+    d = edge_distances(*_rear_and_front(), pixel_size_nm=1.0)[0][0, 0]
     assert d[10, 15] == 0  # the front particle's edge over the rear one is free
     assert d[10, 14] == pytest.approx(4.0)  # the rear's pixel there: its own nearest free edge (row 14)
     assert d[10, 3] == 0  # the rear's edge towards the substrate is free
 
 
 def test_film_edges_leave_out_the_edge_over_another_grain() -> None:
-    any_edge = edge_distance(*_rear_and_front(), pixel_size_nm=1.0)[0, 0]
-    film = edge_distance(*_rear_and_front(), pixel_size_nm=1.0, over_grains=False)[0, 0]
+    any_edge, film = (d[0, 0] for d in edge_distances(*_rear_and_front(), pixel_size_nm=1.0))
     assert any_edge[10, 15] == 0 and film[10, 15] == pytest.approx(4.0)  # film edges: rows 5, 14
     assert film[10, 26] == 0 and film[5, 20] == 0  # its edges over the film stay
     assert torch.equal(film[:, :15], any_edge[:, :15])  # the rear particle had none over a grain
@@ -68,7 +67,7 @@ def test_touching_grains_of_equal_height_share_no_edge_and_border_is_none() -> N
     inst = torch.zeros(1, 12, 24, dtype=torch.long)
     inst[0, :, :12], inst[0, :, 12:] = 1, 2  # fill the image: no substrate at all
     height = torch.full((1, 12, 24), 5.0)
-    d = edge_distance(inst, height, pixel_size_nm=1.0)[0, 0]
+    d = edge_distances(inst, height, pixel_size_nm=1.0)[0][0, 0]
     assert (d == 1e4).all()  # a crease between equal grains and the image border are no edges
 
 
